@@ -1,0 +1,5 @@
+#pragma once
+
+namespace mixq {
+int cli_main(int argc, char** argv);
+}

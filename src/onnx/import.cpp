@@ -1,0 +1,253 @@
+#include "onnx/import.h"
+
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+#include <onnx/shape_inference/implementation.h>
+#include <onnx/version_converter/convert.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+
+#include "base/error.h"
+#include "passes/passes.h"
+
+namespace mixq {
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  check(f.good(), path, "cannot open file");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  check(!f.bad(), path, "read error");
+  return ss.str();
+}
+
+DType dtype_from_onnx(int t, const std::string& where) {
+  using TP = onnx::TensorProto;
+  switch (t) {
+    case TP::FLOAT: return DType::f32;
+    case TP::DOUBLE: return DType::f64;
+    case TP::INT64: return DType::i64;
+    case TP::INT32: return DType::i32;
+    case TP::INT16: return DType::i16;
+    case TP::INT8: return DType::i8;
+    case TP::UINT8: return DType::u8;
+    case TP::BOOL: return DType::boolean;
+    default:
+      throw Error(where, "unsupported tensor element type " +
+                             TP::DataType_Name(static_cast<TP::DataType>(t)));
+  }
+}
+
+template <class T, class Src>
+void copy_typed(Tensor& t, const Src& field, const std::string& where) {
+  check(static_cast<int64_t>(field.size()) == t.numel(), where,
+        "holds " + std::to_string(field.size()) + " values, shape needs " +
+            std::to_string(t.numel()));
+  T* p = static_cast<T*>(t.raw());
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<T>(field.Get(static_cast<int>(i)));
+}
+
+Shape shape_from_type(const onnx::TypeProto& type, bool* known) {
+  Shape s;
+  *known = false;
+  if (!type.has_tensor_type() || !type.tensor_type().has_shape()) return s;
+  *known = true;
+  for (const auto& d : type.tensor_type().shape().dim())
+    s.push_back(d.has_dim_value() ? d.dim_value() : -1);
+  return s;
+}
+
+Attribute attribute_from_proto(const onnx::AttributeProto& a, const std::string& where) {
+  using AP = onnx::AttributeProto;
+  switch (a.type()) {
+    case AP::INT: return a.i();
+    case AP::FLOAT: return a.f();
+    case AP::STRING: return a.s();
+    case AP::INTS: return std::vector<int64_t>(a.ints().begin(), a.ints().end());
+    case AP::FLOATS: return std::vector<float>(a.floats().begin(), a.floats().end());
+    case AP::STRINGS: return std::vector<std::string>(a.strings().begin(), a.strings().end());
+    case AP::TENSOR: return tensor_from_proto(a.t(), where + " attribute '" + a.name() + "'");
+    default:
+      throw Error(where, "attribute '" + a.name() + "' has unsupported type " +
+                             AP::AttributeType_Name(a.type()));
+  }
+}
+
+int64_t default_opset(const onnx::ModelProto& model) {
+  for (const auto& op : model.opset_import())
+    if (op.domain().empty() || op.domain() == "ai.onnx") return op.version();
+  return -1;
+}
+
+}  // namespace
+
+Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& where) {
+  using TP = onnx::TensorProto;
+  check(proto.data_location() != TP::EXTERNAL, where, "external tensor data is not supported");
+  DType dt = dtype_from_onnx(proto.data_type(), where);
+  Shape shape(proto.dims().begin(), proto.dims().end());
+  for (int64_t d : shape) check(d >= 0, where, "negative dimension " + shape_str(shape));
+  // Guard absurd declared sizes before allocating.
+  double elems = 1;
+  for (int64_t d : shape) elems *= static_cast<double>(d);
+  check(elems * dtype_size(dt) < 16e9, where, "declared size " + shape_str(shape) + " is absurd");
+  Tensor t(dt, shape);
+  if (proto.has_raw_data()) {
+    check(proto.raw_data().size() == t.nbytes(), where,
+          "raw data has " + std::to_string(proto.raw_data().size()) + " bytes, shape " +
+              shape_str(shape) + " needs " + std::to_string(t.nbytes()));
+    if (t.nbytes()) std::memcpy(t.raw(), proto.raw_data().data(), t.nbytes());
+    return t;
+  }
+  switch (dt) {
+    case DType::f32: copy_typed<float>(t, proto.float_data(), where); break;
+    case DType::f64: copy_typed<double>(t, proto.double_data(), where); break;
+    case DType::i64: copy_typed<int64_t>(t, proto.int64_data(), where); break;
+    case DType::i32: copy_typed<int32_t>(t, proto.int32_data(), where); break;
+    case DType::i16: copy_typed<int16_t>(t, proto.int32_data(), where); break;
+    case DType::i8: copy_typed<int8_t>(t, proto.int32_data(), where); break;
+    case DType::u8: copy_typed<uint8_t>(t, proto.int32_data(), where); break;
+    case DType::boolean: copy_typed<bool>(t, proto.int32_data(), where); break;
+  }
+  return t;
+}
+
+Tensor load_tensor_pb(const std::string& path) {
+  std::string bytes = read_file(path);
+  onnx::TensorProto proto;
+  check(proto.ParseFromString(bytes), path, "not a valid ONNX TensorProto");
+  return tensor_from_proto(proto, path);
+}
+
+Graph load_onnx(const std::string& path, const ImportOptions& options) {
+  std::string bytes = read_file(path);
+  return load_onnx_bytes(bytes, path, options);
+}
+
+Graph load_onnx_bytes(const std::string& bytes, const std::string& where,
+                      const ImportOptions& options) {
+  check(!bytes.empty(), where, "file is empty");
+  onnx::ModelProto model;
+  check(model.ParseFromString(bytes), where, "not a valid ONNX model (protobuf parse failed)");
+  check(model.has_graph(), where, "not a valid ONNX model (no graph)");
+  return graph_from_model(model, where, options);
+}
+
+Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
+                       const ImportOptions& options) {
+  int64_t opset = default_opset(model);
+  check(opset > 0, where, "model imports no default-domain opset");
+  check(opset <= kMaxOpset, where,
+        "opset " + std::to_string(opset) + " is newer than supported (" +
+            std::to_string(kMaxOpset) + ")");
+  if (opset < kMinOpset) {
+    try {
+      model = onnx::version_conversion::ConvertVersion(model, 13);
+      opset = 13;
+    } catch (const std::exception& e) {
+      throw Error(where, "opset " + std::to_string(opset) + " could not be converted to 13: " +
+                             std::string(e.what()).substr(0, 200));
+    }
+  }
+  try {
+    onnx::checker::check_model(model);
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    for (char& c : msg)
+      if (c == '\n') c = ' ';
+    throw Error(where, "ONNX checker: " + msg.substr(0, 300));
+  }
+  try {
+    onnx::shape_inference::InferShapes(model);
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    for (char& c : msg)
+      if (c == '\n') c = ' ';
+    throw Error(where, "ONNX shape inference: " + msg.substr(0, 300));
+  }
+
+  const onnx::GraphProto& gp = model.graph();
+  Graph g;
+  g.source = where;
+  g.opset = opset;
+  // Fast name lookup while building.
+  std::unordered_map<std::string, int> ids;
+  auto id = [&](const std::string& name) -> int {
+    if (name.empty()) return -1;
+    auto it = ids.find(name);
+    if (it != ids.end()) return it->second;
+    int v = g.add_value(name);
+    ids[name] = v;
+    return v;
+  };
+  for (const auto& init : gp.initializer()) {
+    int v = id(init.name());
+    Tensor t = tensor_from_proto(init, where + ": initializer '" + init.name() + "'");
+    g.values[v].dtype = t.dtype();
+    g.values[v].shape = t.shape();
+    g.values[v].shape_known = true;
+    g.values[v].constant = std::move(t);
+  }
+  auto set_type = [&](const onnx::ValueInfoProto& vi) {
+    int v = id(vi.name());
+    if (g.values[v].constant) return v;
+    if (vi.type().has_tensor_type())
+      g.values[v].dtype = dtype_from_onnx(vi.type().tensor_type().elem_type(),
+                                          where + ": value '" + vi.name() + "'");
+    g.values[v].shape = shape_from_type(vi.type(), &g.values[v].shape_known);
+    return v;
+  };
+  for (const auto& in : gp.input()) {
+    int v = set_type(in);
+    if (!g.values[v].constant) g.inputs.push_back(v);
+  }
+  for (const auto& vi : gp.value_info()) set_type(vi);
+  for (const auto& out : gp.output()) g.outputs.push_back(set_type(out));
+
+  for (const auto& np : gp.node()) {
+    Node n;
+    n.name = np.name();
+    n.op_type = np.op_type();
+    n.domain = np.domain();
+    const std::string label = n.label();
+    for (const auto& a : np.attribute()) n.attrs[a.name()] = attribute_from_proto(a, label);
+    for (const auto& i : np.input()) n.inputs.push_back(id(i));
+    for (const auto& o : np.output()) n.outputs.push_back(id(o));
+    if (n.op_type == "Constant" && n.domain.empty() && n.outputs.size() == 1) {
+      // Constants become values right away; the few non-tensor forms are kept as tensors too.
+      Tensor t;
+      if (const Tensor* vt = n.get_tensor("value")) {
+        t = *vt;
+      } else if (n.has("value_float")) {
+        t = Tensor::from<float>({}, {n.get_float("value_float", 0)});
+      } else if (n.has("value_floats")) {
+        auto f = n.get_floats("value_floats");
+        t = Tensor::from<float>({static_cast<int64_t>(f.size())}, f);
+      } else if (n.has("value_int")) {
+        t = Tensor::from<int64_t>({}, {n.get_int("value_int", 0)});
+      } else if (n.has("value_ints")) {
+        auto v = n.get_ints("value_ints");
+        t = Tensor::from<int64_t>({static_cast<int64_t>(v.size())}, v);
+      } else {
+        throw Error(label, "unsupported Constant form");
+      }
+      int v = n.outputs[0];
+      g.values[v].dtype = t.dtype();
+      g.values[v].shape = t.shape();
+      g.values[v].shape_known = true;
+      g.values[v].constant = std::move(t);
+      continue;
+    }
+    g.nodes.push_back(std::move(n));
+  }
+  check(!g.outputs.empty(), where, "model has no outputs");
+  g.sort();
+  if (options.run_passes) run_default_passes(g);
+  return g;
+}
+
+}  // namespace mixq

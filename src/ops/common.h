@@ -1,0 +1,23 @@
+// Small helpers shared by the op families.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "ir/graph.h"
+#include "tensor/tensor.h"
+
+namespace mixq {
+
+// Maps a possibly negative axis into [0, rank); throws naming the node when out of range.
+int64_t normalize_axis(int64_t axis, int64_t rank, const Node& node);
+// Numpy-style broadcast of two shapes; throws naming the node when incompatible.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const Node& node);
+// Strides of `s` seen as broadcast to rank `rank` shape `out` (0 where broadcast).
+std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out);
+// Throws unless input i is present.
+const Tensor& required_input(const std::vector<const Tensor*>& in, size_t i, const Node& node);
+// Dtype of graph value feeding input i of a node (f32 when the input is omitted).
+DType input_dtype(const Node& node, const Graph& graph, size_t i);
+
+}  // namespace mixq

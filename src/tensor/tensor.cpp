@@ -1,0 +1,133 @@
+#include "tensor/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "base/error.h"
+
+namespace mixq {
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::f64:
+    case DType::i64: return 8;
+    case DType::f32:
+    case DType::i32: return 4;
+    case DType::i16: return 2;
+    case DType::i8:
+    case DType::u8:
+    case DType::boolean: return 1;
+  }
+  return 1;
+}
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::f32: return "float32";
+    case DType::f64: return "float64";
+    case DType::i64: return "int64";
+    case DType::i32: return "int32";
+    case DType::i16: return "int16";
+    case DType::i8: return "int8";
+    case DType::u8: return "uint8";
+    case DType::boolean: return "bool";
+  }
+  return "?";
+}
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+std::string shape_str(const Shape& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i) out += ",";
+    out += s[i] < 0 ? std::string("N") : std::to_string(s[i]);
+  }
+  return out + "]";
+}
+
+std::vector<int64_t> shape_strides(const Shape& s) {
+  std::vector<int64_t> st(s.size(), 1);
+  for (int i = static_cast<int>(s.size()) - 2; i >= 0; --i) st[i] = st[i + 1] * s[i + 1];
+  return st;
+}
+
+namespace {
+std::shared_ptr<std::byte[]> allocate(size_t bytes) {
+  size_t rounded = (bytes + 63) / 64 * 64;
+  if (rounded == 0) rounded = 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, rounded);
+  return std::shared_ptr<std::byte[]>(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
+}
+}  // namespace
+
+Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
+  for (int64_t d : shape_) check(d >= 0, "tensor", "negative dimension in " + shape_str(shape_));
+  numel_ = shape_numel(shape_);
+  storage_ = allocate(nbytes());
+}
+
+Tensor Tensor::reshaped(Shape shape) const {
+  check(shape_numel(shape) == numel_, "reshape",
+        "cannot view " + shape_str(shape_) + " as " + shape_str(shape));
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  Tensor t(dtype_, shape_);
+  if (nbytes()) std::memcpy(t.raw(), raw(), nbytes());
+  return t;
+}
+
+void Tensor::check_dtype(DType want) const {
+  if (want != dtype_)
+    throw Error("tensor", std::string("expected ") + dtype_name(want) + ", got " + dtype_name(dtype_));
+}
+
+double Tensor::get_double(int64_t i) const {
+  const void* p = raw();
+  switch (dtype_) {
+    case DType::f32: return static_cast<const float*>(p)[i];
+    case DType::f64: return static_cast<const double*>(p)[i];
+    case DType::i64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+    case DType::i32: return static_cast<const int32_t*>(p)[i];
+    case DType::i16: return static_cast<const int16_t*>(p)[i];
+    case DType::i8: return static_cast<const int8_t*>(p)[i];
+    case DType::u8: return static_cast<const uint8_t*>(p)[i];
+    case DType::boolean: return static_cast<const bool*>(p)[i] ? 1.0 : 0.0;
+  }
+  return 0;
+}
+
+int64_t Tensor::get_int(int64_t i) const {
+  if (dtype_ == DType::i64) return static_cast<const int64_t*>(raw())[i];
+  return static_cast<int64_t>(get_double(i));
+}
+
+std::vector<int64_t> Tensor::to_ints() const {
+  std::vector<int64_t> v(numel_);
+  for (int64_t i = 0; i < numel_; ++i) v[i] = get_int(i);
+  return v;
+}
+
+std::vector<float> Tensor::to_floats() const {
+  std::vector<float> v(numel_);
+  for (int64_t i = 0; i < numel_; ++i) v[i] = static_cast<float>(get_double(i));
+  return v;
+}
+
+void ensure(Tensor& t, DType dtype, const Shape& shape) {
+  if (t.raw() && t.dtype() == dtype && t.shape() == shape && t.unique()) return;
+  t = Tensor(dtype, shape);
+}
+
+}  // namespace mixq

@@ -1,0 +1,105 @@
+// Tensor: a dtype, a shape and 64-byte aligned storage shared between views (reshape is free).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mixq {
+
+enum class DType : uint8_t { f32, f64, i64, i32, i16, i8, u8, boolean };
+
+size_t dtype_size(DType t);
+const char* dtype_name(DType t);
+
+template <class T>
+constexpr DType dtype_of();
+template <>
+constexpr DType dtype_of<float>() { return DType::f32; }
+template <>
+constexpr DType dtype_of<double>() { return DType::f64; }
+template <>
+constexpr DType dtype_of<int64_t>() { return DType::i64; }
+template <>
+constexpr DType dtype_of<int32_t>() { return DType::i32; }
+template <>
+constexpr DType dtype_of<int16_t>() { return DType::i16; }
+template <>
+constexpr DType dtype_of<int8_t>() { return DType::i8; }
+template <>
+constexpr DType dtype_of<uint8_t>() { return DType::u8; }
+template <>
+constexpr DType dtype_of<bool>() { return DType::boolean; }
+
+using Shape = std::vector<int64_t>;
+
+int64_t shape_numel(const Shape& s);
+std::string shape_str(const Shape& s);  // "[1,3,32,32]"
+// Row-major strides in elements.
+std::vector<int64_t> shape_strides(const Shape& s);
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Zero-filled tensor.
+  Tensor(DType dtype, Shape shape);
+
+  template <class T>
+  static Tensor from(Shape shape, const std::vector<T>& values) {
+    Tensor t(dtype_of<T>(), std::move(shape));
+    T* p = t.data<T>();
+    for (size_t i = 0; i < values.size() && i < static_cast<size_t>(t.numel()); ++i) p[i] = values[i];
+    return t;
+  }
+  static Tensor scalar_f32(float v) { return from<float>({}, {v}); }
+
+  bool defined() const { return storage_ != nullptr; }
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int64_t dim(size_t i) const { return shape_.at(i); }
+  size_t rank() const { return shape_.size(); }
+  int64_t numel() const { return numel_; }
+  size_t nbytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
+
+  void* raw() { return storage_.get(); }
+  const void* raw() const { return storage_.get(); }
+  template <class T>
+  T* data() {
+    check_dtype(dtype_of<T>());
+    return reinterpret_cast<T*>(storage_.get());
+  }
+  template <class T>
+  const T* data() const {
+    check_dtype(dtype_of<T>());
+    return reinterpret_cast<const T*>(storage_.get());
+  }
+
+  // A view with another shape of the same element count; shares storage.
+  Tensor reshaped(Shape shape) const;
+  // A deep copy.
+  Tensor clone() const;
+  // True when no other Tensor shares this storage (safe to overwrite in place).
+  bool unique() const { return storage_.use_count() <= 1; }
+
+  // Element i converted to double / int64 whatever the dtype (for shape tensors and tests).
+  double get_double(int64_t i) const;
+  int64_t get_int(int64_t i) const;
+  // All elements as int64 (shape tensors such as Reshape's shape input).
+  std::vector<int64_t> to_ints() const;
+  std::vector<float> to_floats() const;
+
+ private:
+  void check_dtype(DType want) const;
+
+  DType dtype_ = DType::f32;
+  Shape shape_;
+  int64_t numel_ = 0;
+  std::shared_ptr<std::byte[]> storage_;
+};
+
+// Makes t a tensor of this dtype and shape, reusing its storage when it already matches and is
+// not shared. Contents are unspecified when reused, zero when freshly allocated.
+void ensure(Tensor& t, DType dtype, const Shape& shape);
+
+}  // namespace mixq
