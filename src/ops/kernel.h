@@ -55,7 +55,9 @@ class Registry {
 
 // Each op family registers its implementations here (one function per source file).
 void register_elementwise_ops(Registry& r);
+void register_activation_ops(Registry& r);
 void register_shape_ops(Registry& r);
+void register_reduce_ops(Registry& r);
 void register_conv_ops(Registry& r);
 void register_gemm_ops(Registry& r);
 void register_pool_ops(Registry& r);

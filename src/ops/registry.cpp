@@ -9,7 +9,9 @@ const Registry& Registry::get() {
   static const Registry registry = [] {
     Registry r;
     register_elementwise_ops(r);
+    register_activation_ops(r);
     register_shape_ops(r);
+    register_reduce_ops(r);
     register_conv_ops(r);
     register_gemm_ops(r);
     register_pool_ops(r);
