@@ -32,7 +32,7 @@ void Executor::check_input(size_t i, const Tensor& t) const {
   check(ok, where, "expects shape " + shape_str(v.shape) + ", got " + shape_str(t.shape()));
 }
 
-void Executor::run(std::vector<Tensor>& env, size_t first, size_t last) {
+void Executor::run_range(std::vector<Tensor>& env, size_t first, size_t last) {
   last = std::min(last, graph_.nodes.size());
   std::vector<const Tensor*> in;
   std::vector<Tensor*> out;
@@ -59,7 +59,7 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs) {
     check_input(i, inputs[i]);
     env_[graph_.inputs[i]] = inputs[i];
   }
-  run(env_);
+  run_range(env_);
   std::vector<Tensor> outs;
   for (int v : graph_.outputs) outs.push_back(env_[v]);
   return outs;

@@ -26,8 +26,8 @@ class Executor {
   // Checks a runtime input against the declared shape and dtype of graph input i.
   void check_input(size_t i, const Tensor& t) const;
   // Runs nodes [first, last) over env; every value they read must be present.
-  void run(std::vector<Tensor>& env, size_t first = 0,
-           size_t last = std::numeric_limits<size_t>::max());
+  void run_range(std::vector<Tensor>& env, size_t first = 0,
+                 size_t last = std::numeric_limits<size_t>::max());
   // Feeds the graph inputs, runs everything, returns the graph outputs.
   std::vector<Tensor> run(const std::vector<Tensor>& inputs);
 
