@@ -1,5 +1,56 @@
 #include "cli/cli.h"
 
+#include <omp.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <new>
+
+#include "base/error.h"
+#include "cli/commands.h"
+
 namespace mixq {
-int cli_main(int, char**) { return 0; }
+namespace cli {
+
+void set_threads(int threads) {
+  if (threads > 0) omp_set_num_threads(threads);
+}
+
+bool stderr_is_tty() {
+  return isatty(STDERR_FILENO) != 0;
+}
+
+}  // namespace cli
+
+int cli_main(int argc, char** argv) {
+  CLI::App app{"mixq: mixed-precision, mixed-scheme quantization of ONNX models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "mixq 0.1.0");
+  cli::Action action;
+  cli::add_inspect(app, action);
+  cli::add_eval(app, action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "mixq: error: " << e.what() << " (see mixq --help)\n";
+    return 2;
+  }
+  try {
+    return action ? action() : 0;
+  } catch (const Error& e) {
+    std::cerr << "mixq: error: " << e.what() << "\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << "mixq: error: out of memory\n";
+  } catch (const std::exception& e) {
+    std::cerr << "mixq: error: " << e.what() << "\n";
+  }
+  return 1;
+}
+
 }  // namespace mixq

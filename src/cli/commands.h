@@ -1,0 +1,19 @@
+// Each subcommand lives in its own file and registers itself on the root app.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace mixq::cli {
+
+// Subcommands set this to the work to do once parsing succeeded.
+using Action = std::function<int()>;
+
+void add_inspect(CLI::App& app, Action& action);
+void add_eval(CLI::App& app, Action& action);
+
+// Options shared by commands that run networks.
+void set_threads(int threads);
+// True when stderr is a terminal (progress is shown only then).
+bool stderr_is_tty();
+
+}  // namespace mixq::cli
