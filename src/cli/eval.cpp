@@ -1,5 +1,78 @@
+// mixq eval MODEL --data SPEC: top-1, top-5, mean loss and images/s.
+#include <fmt/format.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
+#include "cli/data_args.h"
+#include "eval/evaluate.h"
+#include "onnx/import.h"
 
 namespace mixq::cli {
-void add_eval(CLI::App&, Action&) {}
+namespace {
+
+struct EvalArgs {
+  std::string model;
+  DataArgs data;
+  int threads = 0;
+  bool json = false;
+  std::string impl = "fast";
+};
+
+int run_eval(const EvalArgs& a) {
+  set_threads(a.threads);
+  Graph g = load_onnx(a.model);
+  auto data = open_data(a.data);
+  Executor ex(g, a.impl == "reference" ? Impl::reference : Impl::fast);
+  EvalOptions o;
+  o.batch_size = a.data.batch;
+  o.limit = a.data.limit;
+  if (stderr_is_tty())
+    o.progress = [](size_t done, size_t total) {
+      std::cerr << fmt::format("\reval {}/{}", done, total) << (done == total ? "\n" : "")
+                << std::flush;
+    };
+  EvalResult r = evaluate(ex, *data, o);
+  if (a.json) {
+    nlohmann::json j = {{"model", a.model},
+                        {"data", data->description()},
+                        {"samples", r.samples},
+                        {"top1", r.top1 * 100},
+                        {"top5", r.top5 * 100},
+                        {"loss", r.loss},
+                        {"seconds", r.seconds},
+                        {"images_per_s", r.images_per_s()},
+                        {"compute_images_per_s", r.samples / std::max(r.compute_seconds, 1e-9)},
+                        {"batch", a.data.batch},
+                        {"engine", "fp32"}};
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("model    {}\n", a.model);
+  std::cout << fmt::format("data     {}\n", data->description());
+  std::cout << fmt::format("samples  {}\n", r.samples);
+  std::cout << fmt::format("top-1    {:.2f} %\n", r.top1 * 100);
+  std::cout << fmt::format("top-5    {:.2f} %\n", r.top5 * 100);
+  std::cout << fmt::format("loss     {:.4f}\n", r.loss);
+  std::cout << fmt::format("speed    {:.0f} images/s overall, {:.0f} images/s network only\n",
+                           r.images_per_s(), r.samples / std::max(r.compute_seconds, 1e-9));
+  return 0;
+}
+
+}  // namespace
+
+void add_eval(CLI::App& app, Action& action) {
+  auto a = std::make_shared<EvalArgs>();
+  auto* cmd = app.add_subcommand("eval", "Evaluate a model on labelled data");
+  cmd->add_option("model", a->model, "ONNX model file")->required();
+  add_data_options(cmd, a->data);
+  cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--impl", a->impl, "Kernel implementations: fast or reference")
+      ->check(CLI::IsMember({"fast", "reference"}));
+  cmd->add_flag("--json", a->json, "Print JSON");
+  cmd->callback([a, &action] { action = [a] { return run_eval(*a); }; });
+}
+
 }  // namespace mixq::cli

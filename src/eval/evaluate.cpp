@@ -1,0 +1,83 @@
+#include "eval/evaluate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "base/error.h"
+#include "data/batch_iterator.h"
+
+namespace mixq {
+
+void Metrics::add(const Tensor& logits, const std::vector<int64_t>& labels,
+                  const std::string& where) {
+  check(logits.rank() >= 2 && logits.dim(0) == static_cast<int64_t>(labels.size()), where,
+        "model output " + shape_str(logits.shape()) + " does not hold one row per sample");
+  const int64_t n = logits.dim(0);
+  const int64_t k = logits.numel() / std::max<int64_t>(n, 1);
+  std::vector<float> row(k);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t c = 0; c < k; ++c) row[c] = static_cast<float>(logits.get_double(i * k + c));
+    const int64_t y = labels[i];
+    check(y >= 0 && y < k, where,
+          "label " + std::to_string(y) + " outside the model's " + std::to_string(k) + " outputs");
+    // Rank of the true class: how many classes score strictly higher (ties favour the label).
+    int64_t higher = 0;
+    for (int64_t c = 0; c < k; ++c) higher += row[c] > row[y];
+    top1_ += higher == 0;
+    top5_ += higher < 5;
+    const float m = *std::max_element(row.begin(), row.end());
+    double sum = 0;
+    for (float v : row) sum += std::exp(static_cast<double>(v) - m);
+    loss_ += std::log(sum) + m - row[y];
+  }
+  n_ += static_cast<size_t>(n);
+}
+
+EvalResult Metrics::result() const {
+  EvalResult r;
+  r.samples = n_;
+  if (n_) {
+    r.top1 = static_cast<double>(top1_) / n_;
+    r.top5 = static_cast<double>(top5_) / n_;
+    r.loss = loss_ / n_;
+  }
+  return r;
+}
+
+EvalResult evaluate(Executor& ex, const Dataset& data, const EvalOptions& options) {
+  using clock = std::chrono::steady_clock;
+  check(data.size() > 0, data.description(), "dataset is empty");
+  check(ex.graph().inputs.size() == 1, ex.graph().source,
+        "evaluation needs a model with exactly one runtime input, this one has " +
+            std::to_string(ex.graph().inputs.size()));
+  IterOptions it_opts;
+  it_opts.batch_size = options.batch_size;
+  it_opts.limit = options.limit;
+  BatchIterator it(data, it_opts);
+  Metrics metrics;
+  Batch batch;
+  double compute = 0;
+  const auto t0 = clock::now();
+  size_t done = 0;
+  while (it.next(batch)) {
+    const auto c0 = clock::now();
+    std::vector<Tensor> out;
+    try {
+      ex.check_input(0, batch.images);
+    } catch (const Error& e) {
+      throw Error(data.description(), "does not fit the model: " + std::string(e.what()));
+    }
+    out = ex.run({batch.images});
+    compute += std::chrono::duration<double>(clock::now() - c0).count();
+    metrics.add(out.at(0), batch.labels, ex.graph().source);
+    done += batch.labels.size();
+    if (options.progress) options.progress(done, it.num_samples());
+  }
+  EvalResult r = metrics.result();
+  r.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  r.compute_seconds = compute;
+  return r;
+}
+
+}  // namespace mixq
