@@ -48,8 +48,8 @@ std::string compare(const Tensor& got, const Tensor& want) {
 }
 
 bool is_unsupported(const std::string& msg) {
-  for (const char* key : {"unsupported", "no implementation", "is newer than supported",
-                          "external tensor data"})
+  for (const char* key :
+       {"unsupported", "no implementation", "is newer than supported", "external tensor data"})
     if (msg.find(key) != std::string::npos) return true;
   return false;
 }
@@ -117,7 +117,9 @@ Counts run_suite(const std::string& sub) {
     if (filter && name.find(filter) == std::string::npos) continue;
     Outcome o = run_case(dir);
     switch (o.kind) {
-      case Outcome::passed: ++c.passed; break;
+      case Outcome::passed:
+        ++c.passed;
+        break;
       case Outcome::failed:
         ++c.failed;
         ADD_FAILURE() << sub << "/" << name << ": " << o.detail;
@@ -139,7 +141,9 @@ TEST(Conformance, OnnxNodeCases) {
   MIXQ_SKIP_UNLESS_EXISTS(std::string(kRoot) + "/node");
   Counts c = run_suite("node");
   EXPECT_EQ(c.failed, 0);
-  if (!std::getenv("MIXQ_CONFORMANCE_FILTER")) EXPECT_GE(c.passed, 150);
+  if (!std::getenv("MIXQ_CONFORMANCE_FILTER")) {
+    EXPECT_GE(c.passed, 150);
+  }
 }
 
 TEST(Conformance, PytorchConvertedCases) {

@@ -22,8 +22,8 @@ struct EvalArgs {
 
 int run_eval(const EvalArgs& a) {
   set_threads(a.threads);
+  auto data = open_data(a.data);  // flags and data first: cheap to check
   Graph g = load_onnx(a.model);
-  auto data = open_data(a.data);
   Executor ex(g, a.impl == "reference" ? Impl::reference : Impl::fast);
   EvalOptions o;
   o.batch_size = a.data.batch;

@@ -7,14 +7,21 @@
 
 namespace mixq::test {
 
-inline std::string repo_path(const std::string& rel) { return std::string(MIXQ_SOURCE_DIR) + "/" + rel; }
-inline std::string shared_path(const std::string& rel) { return repo_path("../shared/" + rel); }
-inline bool exists(const std::string& p) { return std::filesystem::exists(p); }
+inline std::string repo_path(const std::string& rel) {
+  return std::string(MIXQ_SOURCE_DIR) + "/" + rel;
+}
+inline std::string shared_path(const std::string& rel) {
+  return repo_path("../shared/" + rel);
+}
+inline bool exists(const std::string& p) {
+  return std::filesystem::exists(p);
+}
 
-#define MIXQ_SKIP_UNLESS_EXISTS(path)                                             \
-  do {                                                                            \
-    if (!std::filesystem::exists(path)) GTEST_SKIP() << "missing " << (path)      \
-                                                    << ": test needs it, skipped"; \
+#define MIXQ_SKIP_UNLESS_EXISTS(path)                                     \
+  do {                                                                    \
+    if (!std::filesystem::exists(path)) {                                 \
+      GTEST_SKIP() << "missing " << (path) << ": test needs it, skipped"; \
+    }                                                                     \
   } while (0)
 
 }  // namespace mixq::test
