@@ -1,0 +1,112 @@
+#include "data/batch_iterator.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "base/error.h"
+
+namespace mixq {
+
+namespace {
+
+uint64_t splitmix64(uint64_t& x) {
+  uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// xoshiro256**: small, fast, and fully specified (std distributions are not portable).
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) {
+    for (auto& s : s_) s = splitmix64(seed);
+  }
+  uint64_t next() {
+    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
+    const uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return result;
+  }
+  // Uniform in [0, n), unbiased (Lemire's multiply-and-reject).
+  uint64_t below(uint64_t n) {
+    __uint128_t m = static_cast<__uint128_t>(next()) * n;
+    uint64_t low = static_cast<uint64_t>(m);
+    if (low < n) {
+      const uint64_t threshold = -n % n;
+      while (low < threshold) {
+        m = static_cast<__uint128_t>(next()) * n;
+        low = static_cast<uint64_t>(m);
+      }
+    }
+    return static_cast<uint64_t>(m >> 64);
+  }
+
+ private:
+  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  uint64_t s_[4];
+};
+
+// Distinct streams for the subset draw and each epoch's order.
+uint64_t stream_seed(uint64_t seed, uint64_t stream) {
+  uint64_t x = seed ^ (stream * 0xD1B54A32D192ED03ull);
+  return splitmix64(x);
+}
+
+}  // namespace
+
+std::vector<size_t> random_subset(size_t n, size_t k, uint64_t seed) {
+  k = std::min(k, n);
+  std::vector<size_t> all(n);
+  std::iota(all.begin(), all.end(), size_t{0});
+  Rng rng(seed);
+  for (size_t i = 0; i < k; ++i) std::swap(all[i], all[i + rng.below(n - i)]);
+  all.resize(k);
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
+void seeded_shuffle(std::vector<size_t>& v, uint64_t seed) {
+  Rng rng(seed);
+  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.below(i)]);
+}
+
+BatchIterator::BatchIterator(const Dataset& dataset, const IterOptions& options)
+    : dataset_(dataset), options_(options) {
+  check(options.batch_size > 0, "batch iterator", "batch size must be positive");
+  const size_t n = dataset.size();
+  const size_t k = options.limit == 0 ? n : std::min(options.limit, n);
+  if (options.random_subset && k < n) {
+    subset_ = random_subset(n, k, stream_seed(options.seed, 0));
+  } else {
+    subset_.resize(k);
+    std::iota(subset_.begin(), subset_.end(), size_t{0});
+  }
+  start_epoch(0);
+}
+
+void BatchIterator::start_epoch(uint64_t epoch) {
+  order_ = subset_;
+  if (options_.shuffle) seeded_shuffle(order_, stream_seed(options_.seed, epoch + 1));
+  pos_ = 0;
+}
+
+size_t BatchIterator::num_batches() const {
+  return (subset_.size() + options_.batch_size - 1) / options_.batch_size;
+}
+
+bool BatchIterator::next(Batch& batch) {
+  if (pos_ >= order_.size()) return false;
+  const size_t n = std::min(options_.batch_size, order_.size() - pos_);
+  std::vector<size_t> idx(order_.begin() + pos_, order_.begin() + pos_ + n);
+  batch = dataset_.get(idx);
+  pos_ += n;
+  return true;
+}
+
+}  // namespace mixq

@@ -1,0 +1,64 @@
+// Datasets: labelled images streamed as NCHW float batches. open_dataset() turns a data spec
+// string (as the CLI accepts it) into one:
+//   fmnist:test | fmnist:train   Debian's Fashion-MNIST (package dataset-fashion-mnist)
+//   idx:IMAGES,LABELS            any unsigned-byte IDX pair (raw or gzip)
+//   folder:DIR                   one subfolder per class (JPEG / PNG), torchvision ImageFolder
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace mixq {
+
+struct Batch {
+  Tensor images;                // f32 [n, C, H, W]
+  std::vector<int64_t> labels;  // n class indices
+};
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+
+  virtual size_t size() const = 0;
+  virtual int64_t num_classes() const = 0;
+  // One sample after preprocessing: {C, H, W}.
+  virtual Shape sample_shape() const = 0;
+  // Label of sample i without decoding it.
+  virtual int64_t label(size_t i) const = 0;
+  virtual std::vector<std::string> class_names() const = 0;
+  // What this is, for messages ("folder:/data/test (10000 images)").
+  virtual std::string description() const = 0;
+
+  // Samples at these indices, in this order (any order, repeats allowed). Only these samples are
+  // decoded, so memory stays bounded by the batch. Throws Error naming a bad file or index.
+  virtual Batch get(const std::vector<size_t>& indices) const = 0;
+
+  // Samples [first, first + count).
+  Batch get_batch(size_t first, size_t count) const;
+};
+
+struct DataOptions {
+  std::vector<float> mean;  // 1 or C values; empty = 0
+  std::vector<float> std;   // 1 or C values; empty = 1
+  int64_t resize = 0;       // shorter side to this (PIL bilinear); 0 = off
+  int64_t crop_height = 0;  // center crop; 0 = off
+  int64_t crop_width = 0;
+  int64_t channels = 0;  // 1 or 3; 0 = the source's default (3 for folders, 1 for IDX)
+};
+
+// Parses a comma-separated list of numbers ("0.485,0.456,0.406"); Error(where, ...) on bad text.
+std::vector<float> parse_float_list(const std::string& text, const std::string& where);
+// Parses "HxW" or "S" (square) into {H, W}.
+std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::string& where);
+
+// Where Debian's dataset-fashion-mnist installs its files.
+inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+// Opens a data spec (see the top of this file); Error naming the spec for an unknown scheme or
+// malformed spec, and naming the file for unreadable or invalid data.
+std::unique_ptr<Dataset> open_dataset(const std::string& spec, const DataOptions& options = {});
+
+}  // namespace mixq
