@@ -1,5 +1,6 @@
 #include "tensor/tensor.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -72,6 +73,8 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape
   for (int64_t d : shape_) check(d >= 0, "tensor", "negative dimension in " + shape_str(shape_));
   numel_ = shape_numel(shape_);
   storage_ = allocate(nbytes());
+  static std::atomic<uint64_t> next_id{1};
+  storage_id_ = next_id.fetch_add(1, std::memory_order_relaxed);
 }
 
 Tensor Tensor::reshaped(Shape shape) const {

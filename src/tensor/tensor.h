@@ -81,6 +81,10 @@ class Tensor {
   Tensor clone() const;
   // True when no other Tensor shares this storage (safe to overwrite in place).
   bool unique() const { return storage_.use_count() <= 1; }
+  // Unique per allocation and shared by views and copies. Kernels may cache forms derived from an
+  // input (reordered or quantized weights) keyed by it; code that changes a tensor a kernel may
+  // have cached must hand over a new allocation (clone()) rather than write in place.
+  uint64_t storage_id() const { return storage_id_; }
 
   // Element i converted to double / int64 whatever the dtype (for shape tensors and tests).
   double get_double(int64_t i) const;
@@ -96,6 +100,7 @@ class Tensor {
   Shape shape_;
   int64_t numel_ = 0;
   std::shared_ptr<std::byte[]> storage_;
+  uint64_t storage_id_ = 0;
 };
 
 // Makes t a tensor of this dtype and shape, reusing its storage when it already matches and is
