@@ -1,0 +1,250 @@
+// Ops that create or convert values: Cast, CastLike, ConstantOfShape, Range, Dropout (inference).
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <type_traits>
+
+#include "ops/common.h"
+#include "ops/kernel.h"
+
+namespace mixq {
+namespace {
+
+// Calls f(T{}) with the C++ type of dtype t.
+template <class F>
+void visit_dtype(DType t, F&& f) {
+  switch (t) {
+    case DType::f32:
+      f(float{});
+      return;
+    case DType::f64:
+      f(double{});
+      return;
+    case DType::i64:
+      f(int64_t{});
+      return;
+    case DType::i32:
+      f(int32_t{});
+      return;
+    case DType::i16:
+      f(int16_t{});
+      return;
+    case DType::i8:
+      f(int8_t{});
+      return;
+    case DType::u8:
+      f(uint8_t{});
+      return;
+    case DType::boolean:
+      f(bool{});
+      return;
+  }
+}
+
+// ONNX TensorProto.DataType codes of the types mixq has; others (float16, string, ...) have none.
+std::optional<DType> dtype_from_onnx_code(int64_t code) {
+  switch (code) {
+    case 1:
+      return DType::f32;
+    case 2:
+      return DType::u8;
+    case 3:
+      return DType::i8;
+    case 5:
+      return DType::i16;
+    case 6:
+      return DType::i32;
+    case 7:
+      return DType::i64;
+    case 9:
+      return DType::boolean;
+    case 11:
+      return DType::f64;
+    default:
+      return std::nullopt;
+  }
+}
+
+// ONNX Cast semantics: to bool is x != 0; float to integer truncates toward zero. Out-of-range
+// and NaN values are undefined in ONNX; they saturate (NaN gives 0) so the result is defined.
+template <class D, class S>
+D convert(S v) {
+  if constexpr (std::is_same_v<D, bool>) {
+    return v != S(0);
+  } else if constexpr (std::is_floating_point_v<S> && std::is_integral_v<D>) {
+    if (std::isnan(v)) return 0;
+    if (v <= static_cast<S>(std::numeric_limits<D>::min())) return std::numeric_limits<D>::min();
+    if (v >= static_cast<S>(std::numeric_limits<D>::max())) return std::numeric_limits<D>::max();
+    return static_cast<D>(v);
+  } else {
+    return static_cast<D>(v);
+  }
+}
+
+void cast_into(const Tensor& x, DType to, Tensor& y) {
+  if (x.dtype() == to) {
+    y = x;  // no conversion: share the storage
+    return;
+  }
+  ensure(y, to, x.shape());
+  const int64_t n = x.numel();
+  visit_dtype(x.dtype(), [&](auto s) {
+    using S = decltype(s);
+    visit_dtype(to, [&](auto d) {
+      using D = decltype(d);
+      const S* src = static_cast<const S*>(x.raw());
+      D* dst = static_cast<D*>(y.raw());
+      for (int64_t i = 0; i < n; ++i) dst[i] = convert<D, S>(src[i]);
+    });
+  });
+}
+
+class Cast final : public Kernel {
+ public:
+  Cast(const Node& node, DType to) : node_(node), to_(to) {}
+  void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    cast_into(required_input(in, 0, node_), to_, *out[0]);
+  }
+
+ private:
+  Node node_;
+  DType to_;
+};
+
+std::unique_ptr<Kernel> make_cast(const Node& node, const Graph&) {
+  check(node.has("to"), node.label(), "missing attribute 'to'");
+  auto to = dtype_from_onnx_code(node.get_int("to", 0));
+  if (!to) return nullptr;  // a type mixq has no DType for
+  return std::make_unique<Cast>(node, *to);
+}
+
+// CastLike (opset 15): the target type is the type of the second input.
+class CastLike final : public Kernel {
+ public:
+  CastLike(const Node& node, const Graph&) : node_(node) {}
+  void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    cast_into(required_input(in, 0, node_), required_input(in, 1, node_).dtype(), *out[0]);
+  }
+
+ private:
+  Node node_;
+};
+
+class ConstantOfShape final : public Kernel {
+ public:
+  ConstantOfShape(const Node& node, const Graph&) : node_(node) {
+    if (const Tensor* v = node.get_tensor("value")) {
+      check(v->numel() == 1, node.label(), "'value' must hold exactly one element");
+      value_ = *v;
+    } else {
+      value_ = Tensor::scalar_f32(0.f);
+    }
+  }
+
+  void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    Shape s = required_input(in, 0, node_).to_ints();
+    for (int64_t d : s) check(d >= 0, node_.label(), "negative dimension in " + shape_str(s));
+    ensure(*out[0], value_.dtype(), s);
+    const size_t es = dtype_size(value_.dtype());
+    auto* dst = static_cast<std::byte*>(out[0]->raw());
+    for (int64_t i = 0; i < out[0]->numel(); ++i) std::memcpy(dst + i * es, value_.raw(), es);
+  }
+
+ private:
+  Node node_;
+  Tensor value_;
+};
+
+class Range final : public Kernel {
+ public:
+  Range(const Node& node, const Graph&) : node_(node) {}
+
+  void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const Tensor& start = required_input(in, 0, node_);
+    const Tensor& limit = required_input(in, 1, node_);
+    const Tensor& delta = required_input(in, 2, node_);
+    check(start.numel() == 1 && limit.numel() == 1 && delta.numel() == 1, node_.label(),
+          "start, limit and delta must be scalars");
+    check(start.dtype() == limit.dtype() && start.dtype() == delta.dtype(), node_.label(),
+          "start, limit and delta must have one type");
+    check(start.dtype() != DType::boolean, node_.label(), "bool is not a Range type");
+    visit_dtype(start.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (!std::is_same_v<T, bool>) run<T>(start, limit, delta, *out[0]);
+    });
+  }
+
+ private:
+  template <class T>
+  void run(const Tensor& start, const Tensor& limit, const Tensor& delta, Tensor& y) {
+    const T s = *static_cast<const T*>(start.raw());
+    const T l = *static_cast<const T*>(limit.raw());
+    const T d = *static_cast<const T*>(delta.raw());
+    check(d != T(0), node_.label(), "delta is zero");
+    int64_t n = 0;
+    if constexpr (std::is_floating_point_v<T>) {
+      const double c = std::ceil(static_cast<double>((l - s) / d));
+      check(std::isfinite(c) && c < 1e10, node_.label(), "range is too long");
+      n = std::max<int64_t>(0, static_cast<int64_t>(c));
+    } else {
+      // Exact integer ceil((l - s) / d), clamped at zero.
+      const int64_t diff = static_cast<int64_t>(l) - static_cast<int64_t>(s);
+      const int64_t step = static_cast<int64_t>(d);
+      if ((diff > 0 && step > 0) || (diff < 0 && step < 0)) {
+        const int64_t ad = diff < 0 ? -diff : diff, as = step < 0 ? -step : step;
+        n = (ad + as - 1) / as;
+      }
+      check(n < 10'000'000'000, node_.label(), "range is too long");
+    }
+    ensure(y, dtype_of<T>(), {n});
+    T* p = y.data<T>();
+    // The ONNX definition accumulates: x[i] = x[i-1] + delta.
+    T v = s;
+    for (int64_t i = 0; i < n; ++i) {
+      p[i] = v;
+      v = static_cast<T>(v + d);
+    }
+  }
+
+  Node node_;
+};
+
+// Inference-mode Dropout: the output is the input; the optional mask keeps everything.
+class Dropout final : public Kernel {
+ public:
+  Dropout(const Node& node, const Graph& graph) : node_(node), mask_bool_(graph.opset >= 10) {}
+
+  void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const Tensor& x = required_input(in, 0, node_);
+    if (in.size() > 2 && in[2])
+      check(in[2]->numel() == 1 && in[2]->get_int(0) == 0, node_.label(),
+            "training-mode dropout is not supported (training_mode is true)");
+    *out[0] = x;
+    if (out.size() < 2 || !out[1]) return;
+    // Opset 10 made the mask bool; before it has the input's type.
+    const DType mt = mask_bool_ ? DType::boolean : x.dtype();
+    ensure(*out[1], mt, x.shape());
+    visit_dtype(mt, [&](auto tag) {
+      using T = decltype(tag);
+      T* p = static_cast<T*>(out[1]->raw());
+      for (int64_t i = 0; i < x.numel(); ++i) p[i] = static_cast<T>(1);
+    });
+  }
+
+ private:
+  Node node_;
+  bool mask_bool_;
+};
+
+}  // namespace
+
+void register_shape_convert_ops(Registry& r) {
+  r.add("Cast", "ref", make_cast, true);
+  r.add("CastLike", "ref", make_kernel<CastLike>, true);
+  r.add("ConstantOfShape", "ref", make_kernel<ConstantOfShape>, true);
+  r.add("Range", "ref", make_kernel<Range>, true);
+  r.add("Dropout", "ref", make_kernel<Dropout>, true);
+}
+
+}  // namespace mixq

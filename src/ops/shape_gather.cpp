@@ -1,0 +1,153 @@
+// Indexed reads: Gather, GatherElements, GatherND. Indices may be negative (counted from the
+// back); an index out of range is a user error naming the node, never an out-of-bounds read.
+#include <cstring>
+
+#include "ops/common.h"
+#include "ops/kernel.h"
+
+namespace mixq {
+namespace {
+
+// Wraps a possibly negative index into [0, dim) or throws.
+int64_t wrap_index(int64_t v, int64_t dim, const Node& node) {
+  const int64_t w = v < 0 ? v + dim : v;
+  check(w >= 0 && w < dim, node.label(),
+        "index " + std::to_string(v) + " out of range for a dimension of " + std::to_string(dim));
+  return w;
+}
+
+void check_index_type(const Tensor& t, const Node& node) {
+  check(t.dtype() == DType::i64 || t.dtype() == DType::i32, node.label(),
+        std::string("indices must be int32 or int64, got ") + dtype_name(t.dtype()));
+}
+
+class Gather final : public Kernel {
+ public:
+  Gather(const Node& node, const Graph&) : node_(node), axis_(node.get_int("axis", 0)) {}
+
+  void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const Tensor& x = required_input(in, 0, node_);
+    const Tensor& idx = required_input(in, 1, node_);
+    check_index_type(idx, node_);
+    check(x.rank() >= 1, node_.label(), "cannot gather from a scalar");
+    const size_t a = static_cast<size_t>(normalize_axis(axis_, x.rank(), node_));
+    const int64_t dim = x.dim(a);
+    std::vector<int64_t> ids = idx.to_ints();
+    for (int64_t& v : ids) v = wrap_index(v, dim, node_);
+    Shape s(x.shape().begin(), x.shape().begin() + a);
+    s.insert(s.end(), idx.shape().begin(), idx.shape().end());
+    s.insert(s.end(), x.shape().begin() + a + 1, x.shape().end());
+    ensure(*out[0], x.dtype(), s);
+    int64_t outer = 1, inner = 1;
+    for (size_t d = 0; d < a; ++d) outer *= x.dim(d);
+    for (size_t d = a + 1; d < x.rank(); ++d) inner *= x.dim(d);
+    const size_t run = static_cast<size_t>(inner) * dtype_size(x.dtype());
+    const int64_t n = static_cast<int64_t>(ids.size());
+    const auto* src = static_cast<const std::byte*>(x.raw());
+    auto* dst = static_cast<std::byte*>(out[0]->raw());
+    for (int64_t o = 0; o < outer && run; ++o)
+      for (int64_t k = 0; k < n; ++k)
+        std::memcpy(dst + (o * n + k) * run, src + (o * dim + ids[k]) * run, run);
+  }
+
+ private:
+  Node node_;
+  int64_t axis_;
+};
+
+class GatherElements final : public Kernel {
+ public:
+  GatherElements(const Node& node, const Graph&) : node_(node), axis_(node.get_int("axis", 0)) {}
+
+  void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const Tensor& x = required_input(in, 0, node_);
+    const Tensor& idx = required_input(in, 1, node_);
+    check_index_type(idx, node_);
+    check(x.rank() >= 1 && idx.rank() == x.rank(), node_.label(),
+          "data " + shape_str(x.shape()) + " and indices " + shape_str(idx.shape()) +
+              " must have one rank");
+    const size_t r = x.rank();
+    const size_t a = static_cast<size_t>(normalize_axis(axis_, r, node_));
+    for (size_t d = 0; d < r; ++d)
+      check(d == a || idx.dim(d) <= x.dim(d), node_.label(),
+            "indices " + shape_str(idx.shape()) + " exceed data " + shape_str(x.shape()));
+    ensure(*out[0], x.dtype(), idx.shape());
+    const auto xs = shape_strides(x.shape());
+    const size_t es = dtype_size(x.dtype());
+    const auto* src = static_cast<const std::byte*>(x.raw());
+    auto* dst = static_cast<std::byte*>(out[0]->raw());
+    std::vector<int64_t> pos(r, 0);
+    for (int64_t i = 0; i < idx.numel(); ++i) {
+      int64_t off = 0;
+      for (size_t d = 0; d < r; ++d)
+        off += (d == a ? wrap_index(idx.get_int(i), x.dim(a), node_) : pos[d]) * xs[d];
+      std::memcpy(dst + i * es, src + off * es, es);
+      for (size_t d = r; d-- > 0;) {
+        if (++pos[d] < idx.dim(d)) break;
+        pos[d] = 0;
+      }
+    }
+  }
+
+ private:
+  Node node_;
+  int64_t axis_;
+};
+
+class GatherND final : public Kernel {
+ public:
+  GatherND(const Node& node, const Graph&) : node_(node), b_(node.get_int("batch_dims", 0)) {}
+
+  void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const Tensor& x = required_input(in, 0, node_);
+    const Tensor& idx = required_input(in, 1, node_);
+    check_index_type(idx, node_);
+    const int64_t r = static_cast<int64_t>(x.rank()), q = static_cast<int64_t>(idx.rank());
+    check(r >= 1 && q >= 1 && b_ >= 0 && b_ < std::min(r, q), node_.label(),
+          "invalid ranks or batch_dims for data " + shape_str(x.shape()) + ", indices " +
+              shape_str(idx.shape()));
+    const int64_t k = idx.dim(q - 1);
+    check(
+        k >= 1 && k <= r - b_, node_.label(),
+        "index tuples of length " + std::to_string(k) + " do not fit data " + shape_str(x.shape()));
+    int64_t batch = 1;
+    for (int64_t d = 0; d < b_; ++d) {
+      check(x.dim(d) == idx.dim(d), node_.label(), "batch dimensions of data and indices differ");
+      batch *= x.dim(d);
+    }
+    Shape s(idx.shape().begin(), idx.shape().end() - 1);
+    s.insert(s.end(), x.shape().begin() + b_ + k, x.shape().end());
+    ensure(*out[0], x.dtype(), s);
+    int64_t slice = 1, tuples = 1;
+    for (int64_t d = b_ + k; d < r; ++d) slice *= x.dim(d);
+    for (int64_t d = b_; d < q - 1; ++d) tuples *= idx.dim(d);
+    const int64_t block = batch ? x.numel() / batch : 0;  // data elements per batch entry
+    const auto xs = shape_strides(x.shape());
+    const size_t es = dtype_size(x.dtype()), run = static_cast<size_t>(slice) * es;
+    const auto* src = static_cast<const std::byte*>(x.raw());
+    auto* dst = static_cast<std::byte*>(out[0]->raw());
+    const auto ids = idx.to_ints();
+    for (int64_t bi = 0; bi < batch; ++bi)
+      for (int64_t t = 0; t < tuples; ++t) {
+        const int64_t row = bi * tuples + t;
+        int64_t off = bi * block;
+        for (int64_t j = 0; j < k; ++j)
+          off += wrap_index(ids[row * k + j], x.dim(b_ + j), node_) * xs[b_ + j];
+        if (run) std::memcpy(dst + row * run, src + off * es, run);
+      }
+  }
+
+ private:
+  Node node_;
+  int64_t b_;
+};
+
+}  // namespace
+
+void register_shape_gather_ops(Registry& r) {
+  r.add("Gather", "ref", make_kernel<Gather>, true);
+  r.add("GatherElements", "ref", make_kernel<GatherElements>, true);
+  r.add("GatherND", "ref", make_kernel<GatherND>, true);
+}
+
+}  // namespace mixq
