@@ -191,8 +191,30 @@ TEST(OpsShapeIdentity, IdentityAndDropoutPassThrough) {
   EXPECT_EQ(ints(d.outs[1]), (Ints{1, 1, 1, 1}));
   // Opset 7 masks have the input's type.
   EXPECT_EQ(run_node("Dropout", {x}, {}, Impl::reference, 7, 2).outs[1].dtype(), DType::f32);
+  // A training_mode decided at run time is declined: the node would be random.
   Tensor training = Tensor::from<bool>({}, {true});
-  expect_node_error([&] { run1("Dropout", {x, f32({}, {0.5f}), training}); }, "training");
+  expect_node_error([&] { run1("Dropout", {x, f32({}, {0.5f}), training}); }, "no implementation");
+}
+
+TEST(OpsShapeIdentity, DropoutWithConstantTrainingMode) {
+  auto build = [](bool training, float ratio) {
+    Graph g;
+    Node n{"n0", "Dropout", "", {}, {}, {}};
+    n.inputs = {g.add_value("x"), g.add_constant("r", f32({}, {ratio})),
+                g.add_constant("t", Tensor::from<bool>({}, {training}))};
+    n.outputs = {g.add_value("y"), g.add_value("mask", DType::boolean)};
+    return std::make_pair(g, n);
+  };
+  auto [g0, n0] = build(false, 0.5f);
+  EXPECT_NE(Registry::get().make(n0, g0, Impl::reference), nullptr);
+  auto [g1, n1] = build(true, 0.f);  // training with ratio 0 is still the identity
+  auto k = Registry::get().make(n1, g1, Impl::reference);
+  Tensor x = iota_f32({3}), y, mask;
+  k->forward({&x, &g1.constant(n1.inputs[1]), &g1.constant(n1.inputs[2])}, {&y, &mask});
+  EXPECT_EQ(floats(y), floats(x));
+  EXPECT_EQ(ints(mask), (Ints{1, 1, 1}));
+  auto [g2, n2] = build(true, 0.25f);
+  expect_node_error([&] { Registry::get().make(n2, g2, Impl::reference); }, "no implementation");
 }
 
 // ------------------------------------------------------------------------ Creation, Cast
@@ -279,8 +301,8 @@ TEST(OpsShapeTranspose, FastMatchesReferenceOnRandomShapes) {
     EXPECT_EQ(ref.impl, "ref");
     expect_same(fast.outs[0], ref.outs[0]);
   }
-  // NCHW -> NHWC big enough to run the tiled, threaded path.
-  Tensor x = random_f32({2, 37, 29, 31}, rng);
+  // NCHW -> NHWC big enough (over 2^20 elements) to run the tiled path on threads.
+  Tensor x = random_f32({2, 64, 90, 91}, rng);
   std::map<std::string, Attribute> a{{"perm", Ints{0, 2, 3, 1}}};
   expect_same(run_node("Transpose", {x}, a, Impl::fast).outs[0], run1("Transpose", {x}, a));
 }
@@ -379,8 +401,9 @@ TEST(OpsShapeSlice, FastMatchesReferenceOnRandomShapes) {
     EXPECT_EQ(fast.impl, "fast");
     expect_same(fast.outs[0], ref.outs[0]);
   }
-  Tensor x = random_f32({2, 16, 40, 40}, rng);
-  std::vector<Tensor> in{x, i64v({1, 2}), i64v({13, 39}), i64v({1, 3}), i64v({2, 1})};
+  // Big enough (over 2^20 output elements) to run on threads.
+  Tensor x = random_f32({2, 64, 100, 100}, rng);
+  std::vector<Tensor> in{x, i64v({2, 1}), i64v({62, 99}), i64v({1, 3})};
   expect_same(run_node("Slice", in, {}, Impl::fast).outs[0], run1("Slice", in));
 }
 
@@ -426,6 +449,10 @@ TEST(OpsShapeConcat, FastMatchesReferenceOnRandomShapes) {
     EXPECT_EQ(fast.impl, "fast");
     expect_same(fast.outs[0], run1("Concat", in, a));
   }
+  // Big enough (over 2^20 output elements) to run on threads.
+  std::vector<Tensor> big{random_f32({1, 32, 128, 128}, rng), random_f32({1, 33, 128, 128}, rng)};
+  std::map<std::string, Attribute> a{{"axis", int64_t{1}}};
+  expect_same(run_node("Concat", big, a, Impl::fast).outs[0], run1("Concat", big, a));
 }
 
 TEST(OpsShapeSplit, AttributeInputAndEqual) {
@@ -540,7 +567,8 @@ TEST(OpsShapePad, FastMatchesReferenceOnRandomShapes) {
     EXPECT_EQ(fast.impl, "fast");
     expect_same(fast.outs[0], run1("Pad", in, a));
   }
-  Tensor x = random_f32({1, 8, 56, 56}, rng);
+  // Big enough (over 2^20 output elements) to run on threads.
+  Tensor x = random_f32({1, 16, 254, 254}, rng);
   std::vector<Tensor> in{x, i64v({0, 0, 1, 2, 0, 0, 3, 1})};
   for (const char* mode : modes) {
     std::map<std::string, Attribute> a{{"mode", std::string(mode)}};

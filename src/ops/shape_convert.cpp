@@ -210,16 +210,20 @@ class Range final : public Kernel {
   Node node_;
 };
 
-// Inference-mode Dropout: the output is the input; the optional mask keeps everything.
+// Dropout as inference runs it: the output is the input, the optional mask keeps everything.
+// Training mode with a nonzero ratio is random and not what mixq computes.
 class Dropout final : public Kernel {
  public:
   Dropout(const Node& node, const Graph& graph) : node_(node), mask_bool_(graph.opset >= 10) {}
 
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor& x = required_input(in, 0, node_);
-    if (in.size() > 2 && in[2])
-      check(in[2]->numel() == 1 && in[2]->get_int(0) == 0, node_.label(),
-            "training-mode dropout is not supported (training_mode is true)");
+    if (in.size() > 2 && in[2] && in[2]->numel() == 1 && in[2]->get_int(0) != 0) {
+      const double ratio =
+          in.size() > 1 && in[1] && in[1]->numel() == 1 ? in[1]->get_double(0) : 0.5;
+      check(ratio == 0, node_.label(),
+            "training-mode dropout with a nonzero ratio is not supported");
+    }
     *out[0] = x;
     if (out.size() < 2 || !out[1]) return;
     // Opset 10 made the mask bool; before it has the input's type.
@@ -237,6 +241,22 @@ class Dropout final : public Kernel {
   bool mask_bool_;
 };
 
+// Declines (nullptr) a Dropout whose training_mode is decided at run time or is true with a
+// ratio that is not a constant 0: such a node is random, not an inference computation.
+std::unique_ptr<Kernel> make_dropout(const Node& node, const Graph& graph) {
+  if (node.has_input(2)) {
+    const int t = node.inputs[2];
+    if (!graph.is_constant(t) || graph.constant(t).numel() != 1) return nullptr;
+    if (graph.constant(t).get_int(0) != 0) {
+      const bool zero_ratio = node.has_input(1) && graph.is_constant(node.inputs[1]) &&
+                              graph.constant(node.inputs[1]).numel() == 1 &&
+                              graph.constant(node.inputs[1]).get_double(0) == 0;
+      if (!zero_ratio) return nullptr;
+    }
+  }
+  return std::make_unique<Dropout>(node, graph);
+}
+
 }  // namespace
 
 void register_shape_convert_ops(Registry& r) {
@@ -244,7 +264,7 @@ void register_shape_convert_ops(Registry& r) {
   r.add("CastLike", "ref", make_kernel<CastLike>, true);
   r.add("ConstantOfShape", "ref", make_kernel<ConstantOfShape>, true);
   r.add("Range", "ref", make_kernel<Range>, true);
-  r.add("Dropout", "ref", make_kernel<Dropout>, true);
+  r.add("Dropout", "ref", make_dropout, true);
 }
 
 }  // namespace mixq

@@ -8,6 +8,10 @@
 namespace mixq {
 namespace {
 
+// Copies are memory-bound: threads pay off only on big tensors, and on a loaded machine every
+// parallel region risks waiting a scheduler slice for a descheduled thread.
+constexpr int64_t kParallelElems = int64_t{1} << 20;
+
 int64_t prod(const Shape& s, size_t begin, size_t end) {
   int64_t p = 1;
   for (size_t d = begin; d < end; ++d) p *= s[d];
@@ -88,7 +92,7 @@ class ConcatF32 final : public Concat {
     for (int64_t i = 0; i < nx; ++i) base[i + 1] = base[i] + xs[i]->dim(a) * inner;
     const int64_t row = base[nx];
     auto* dst = static_cast<std::byte*>(y.raw());
-#pragma omp parallel for schedule(static) if (y.numel() > (1 << 15))
+#pragma omp parallel for schedule(static) if (y.numel() > kParallelElems)
     for (int64_t t = 0; t < outer * nx; ++t) {
       const int64_t o = t / nx, i = t % nx, run = base[i + 1] - base[i];
       std::memcpy(dst + (o * row + base[i]) * es,

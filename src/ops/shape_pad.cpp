@@ -9,6 +9,10 @@
 namespace mixq {
 namespace {
 
+// Copies are memory-bound: threads pay off only on big tensors, and on a loaded machine every
+// parallel region risks waiting a scheduler slice for a descheduled thread.
+constexpr int64_t kParallelElems = int64_t{1} << 20;
+
 enum class PadMode { constant, reflect, edge };
 
 // Writes v converted to dtype t at p.
@@ -169,7 +173,7 @@ class PadF32 final : public Pad {
     const std::vector<int64_t>& last = map.coords[r - 1];
     const int64_t width = yt.dim(r - 1), rows = yt.numel() / width;
     const int64_t j0 = map.pb, n = map.n;
-#pragma omp parallel for schedule(static) if (yt.numel() > (1 << 15))
+#pragma omp parallel for schedule(static) if (yt.numel() > kParallelElems)
     for (int64_t row = 0; row < rows; ++row) {
       float* dst = y + row * width;
       int64_t rem = row, off = 0;

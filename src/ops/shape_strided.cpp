@@ -12,6 +12,10 @@
 namespace mixq {
 namespace {
 
+// Copies are memory-bound: threads pay off only on big tensors, and on a loaded machine every
+// parallel region risks waiting a scheduler slice for a descheduled thread.
+constexpr int64_t kParallelElems = int64_t{1} << 20;
+
 template <class T>
 void walk_copy(T* dst, const T* src, const Shape& shape, const std::vector<int64_t>& strides,
                int64_t offset) {
@@ -159,7 +163,7 @@ void transpose_f32(const float* x, float* y, const Shape& in, const std::vector<
   Shape os(r);
   for (int j = 0; j < r; ++j) os[j] = is[p[j]];
   const auto ost = shape_strides(os);
-  const bool big = n > (1 << 15);
+  const bool big = n > kParallelElems;
   if (p[r - 1] == r - 1) {
     // The innermost dimension stays innermost: copy rows.
     const int64_t run = os[r - 1], rows = n / run;
@@ -394,7 +398,7 @@ class SliceF32 final : public Slice {
     int64_t rows = 1;
     for (int d = 0; d < k; ++d) rows *= w.out[d];
     const int64_t len = w.out[k], run = len * inner, jump = w.step[k] * ist[k];
-#pragma omp parallel for schedule(static) if (rows * run > (1 << 15))
+#pragma omp parallel for schedule(static) if (rows * run > kParallelElems)
     for (int64_t row = 0; row < rows; ++row) {
       int64_t rem = row, off = w.start[k] * ist[k];
       for (int d = k - 1; d >= 0; --d) {
