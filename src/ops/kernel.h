@@ -30,6 +30,10 @@ struct OpImpl {
   KernelMaker make;
 };
 
+// Registry key of a node's operator: "Conv" for the default ONNX domain, "mixq.FakeQuant" for
+// mixq's internal operators.
+std::string op_key(const Node& node);
+
 class Registry {
  public:
   static const Registry& get();
@@ -62,6 +66,7 @@ void register_conv_ops(Registry& r);
 void register_gemm_ops(Registry& r);
 void register_pool_ops(Registry& r);
 void register_norm_ops(Registry& r);
+void register_quant_ops(Registry& r);
 
 // Convenience for kernels whose whole state is a function of the node.
 template <class K>

@@ -5,6 +5,11 @@
 
 namespace mixq {
 
+std::string op_key(const Node& node) {
+  if (node.domain.empty() || node.domain == "ai.onnx") return node.op_type;
+  return node.domain + "." + node.op_type;
+}
+
 const Registry& Registry::get() {
   static const Registry registry = [] {
     Registry r;
@@ -16,6 +21,7 @@ const Registry& Registry::get() {
     register_gemm_ops(r);
     register_pool_ops(r);
     register_norm_ops(r);
+    register_quant_ops(r);
     return r;
   }();
   return registry;
@@ -49,10 +55,8 @@ std::vector<std::string> Registry::op_types() const {
 
 std::unique_ptr<Kernel> Registry::make(const Node& node, const Graph& graph, Impl impl,
                                        std::string* chosen) const {
-  const Entry* e = find(node.op_type);
-  if (!e || (!node.domain.empty() && node.domain != "ai.onnx"))
-    throw Error(node.label(), "unsupported operator " +
-                                  (node.domain.empty() ? "" : node.domain + ".") + node.op_type);
+  const Entry* e = find(op_key(node));
+  if (!e) throw Error(node.label(), "unsupported operator " + op_key(node));
   std::vector<const OpImpl*> order;
   if (impl == Impl::fast)
     for (const auto& i : e->fast) order.push_back(&i);

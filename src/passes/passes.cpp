@@ -52,7 +52,7 @@ int fold_constants(Graph& g) {
     for (int v : n.inputs) all_const = all_const && (v < 0 || g.is_constant(v));
     // Random ops and graph outputs are never folded.
     bool foldable = all_const && n.op_type.rfind("Random", 0) != 0 && n.domain.empty() &&
-                    Registry::get().supports(n.op_type);
+                    Registry::get().supports(op_key(n));
     for (int o : n.outputs) foldable = foldable && !is_output(g, o);
     if (!foldable) {
       kept.push_back(std::move(n));

@@ -8,12 +8,12 @@
 namespace mixq {
 
 void ActQuant::fake_quantize(float* x, int64_t n) const {
-  const float inv = 1.0f / scale;
   const float lo_q = static_cast<float>(qmin - zero_point);
   const float hi_q = static_cast<float>(qmax - zero_point);
 #pragma omp parallel for if (n > 65536) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    float q = std::nearbyint(x[i] * inv);
+    // Division, not multiplication by 1/scale: bit-identical to ONNX QuantizeLinear.
+    float q = std::nearbyint(x[i] / scale);
     q = std::min(std::max(q, lo_q), hi_q);
     x[i] = q * scale;
   }

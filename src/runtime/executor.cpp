@@ -68,8 +68,8 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs) {
 std::vector<std::string> unsupported_ops(const Graph& graph) {
   std::vector<std::string> missing;
   for (const Node& n : graph.nodes) {
-    bool ok = Registry::get().supports(n.op_type) && (n.domain.empty() || n.domain == "ai.onnx");
-    std::string name = (n.domain.empty() ? "" : n.domain + ".") + n.op_type;
+    std::string name = op_key(n);
+    bool ok = Registry::get().supports(name);
     if (!ok && std::find(missing.begin(), missing.end(), name) == missing.end())
       missing.push_back(name);
   }

@@ -57,7 +57,7 @@ ModelSummary summarize(const Graph& g) {
     NodeSummary ns;
     ns.name = n.name;
     ns.op_type = n.op_type;
-    ns.supported = Registry::get().supports(n.op_type);
+    ns.supported = Registry::get().supports(op_key(n));
     std::vector<Shape> all_in;
     for (int v : n.inputs) {
       all_in.push_back(shape_of(v));
