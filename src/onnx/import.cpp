@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <unordered_map>
 
@@ -151,6 +152,21 @@ Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
     } catch (const std::exception& e) {
       throw Error(where, "opset " + std::to_string(opset) + " could not be converted to 13: " +
                              std::string(e.what()).substr(0, 200));
+    }
+  }
+  if (model.ir_version() < 4) {
+    // Before IR 4 every initializer had to be a graph input too; older exporters did not always
+    // comply. List the missing ones so the checker accepts what every runtime accepts.
+    auto* graph = model.mutable_graph();
+    std::set<std::string> inputs;
+    for (const auto& in : graph->input()) inputs.insert(in.name());
+    for (const auto& init : graph->initializer()) {
+      if (inputs.count(init.name())) continue;
+      auto* vi = graph->add_input();
+      vi->set_name(init.name());
+      auto* tt = vi->mutable_type()->mutable_tensor_type();
+      tt->set_elem_type(init.data_type());
+      for (int64_t d : init.dims()) tt->mutable_shape()->add_dim()->set_dim_value(d);
     }
   }
   try {
