@@ -29,6 +29,7 @@ int cli_main(int argc, char** argv) {
   cli::Action action;
   cli::add_inspect(app, action);
   cli::add_eval(app, action);
+  cli::add_calibrate(app, action);
   std::string names;
   bool known = false;
   for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {

@@ -8,6 +8,7 @@
 #include "cli/data_args.h"
 #include "eval/evaluate.h"
 #include "onnx/import.h"
+#include "quant/apply.h"
 
 namespace mixq::cli {
 namespace {
@@ -18,12 +19,14 @@ struct EvalArgs {
   int threads = 0;
   bool json = false;
   std::string impl = "fast";
+  std::string quant;
 };
 
 int run_eval(const EvalArgs& a) {
   set_threads(a.threads);
   auto data = open_data(a.data);  // flags and data first: cheap to check
   Graph g = load_onnx(a.model);
+  if (!a.quant.empty()) g = apply_quant(g, load_quant_config(a.quant), a.quant);
   Executor ex(g, a.impl == "reference" ? Impl::reference : Impl::fast);
   EvalOptions o;
   o.batch_size = a.data.batch;
@@ -45,11 +48,12 @@ int run_eval(const EvalArgs& a) {
                         {"images_per_s", r.images_per_s()},
                         {"compute_images_per_s", r.samples / std::max(r.compute_seconds, 1e-9)},
                         {"batch", a.data.batch},
-                        {"engine", "fp32"}};
+                        {"engine", "fp32"},
+                        {"quant", a.quant}};
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::cout << fmt::format("model    {}\n", a.model);
+  std::cout << fmt::format("model    {}{}\n", a.model, a.quant.empty() ? "" : " with " + a.quant);
   std::cout << fmt::format("data     {}\n", data->description());
   std::cout << fmt::format("samples  {}\n", r.samples);
   std::cout << fmt::format("top-1    {:.2f} %\n", r.top1 * 100);
@@ -71,6 +75,7 @@ void add_eval(CLI::App& app, Action& action) {
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--impl", a->impl, "Kernel implementations: fast or reference")
       ->check(CLI::IsMember({"fast", "reference"}));
+  cmd->add_option("--quant", a->quant, "Quantization config (JSON): fake-quantized evaluation");
   cmd->add_flag("--json", a->json, "Print JSON");
   cmd->callback([a, &action] { action = [a] { return run_eval(*a); }; });
 }

@@ -12,19 +12,12 @@
 #include <unordered_map>
 
 #include "base/error.h"
+#include "base/file_io.h"
 #include "passes/passes.h"
+#include "quant/layers.h"
 
 namespace mixq {
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  check(f.good(), path, "cannot open file");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  check(!f.bad(), path, "read error");
-  return ss.str();
-}
 
 DType dtype_from_onnx(int t, const std::string& where) {
   using TP = onnx::TensorProto;
@@ -263,6 +256,7 @@ Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
   check(!g.outputs.empty(), where, "model has no outputs");
   g.sort();
   if (options.run_passes) run_default_passes(g);
+  name_unnamed_nodes(g);
   return g;
 }
 

@@ -1,0 +1,24 @@
+// Options of commands that build a uniform quantization config.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "cli/data_args.h"
+#include "quant/calibrate.h"
+
+namespace mixq::cli {
+
+struct QuantArgs {
+  int wbits = 4, abits = 8, edge_bits = 8;
+  std::string scheme = "fixed", scale = "mse", observer = "mse";
+  double percentile = 99.99;
+  bool per_tensor = false;
+  size_t calib_samples = 1024;
+  uint64_t seed = 0;
+};
+
+void add_quant_options(CLI::App* cmd, QuantArgs& a);
+UniformOptions uniform_options(const QuantArgs& a);
+ObserveOptions observe_options(const QuantArgs& a, const DataArgs& d);
+
+}  // namespace mixq::cli

@@ -1,0 +1,86 @@
+#include "quant/calibrate.h"
+
+#include "base/error.h"
+#include "data/batch_iterator.h"
+#include "runtime/executor.h"
+
+namespace mixq {
+
+ActivationStats observe_activations(const Graph& g, const Dataset& data, const ObserveOptions& o) {
+  check(data.size() > 0, data.description(), "dataset is empty");
+  check(g.inputs.size() == 1, g.source, "calibration needs a model with one runtime input");
+  auto layers = find_quant_layers(g);
+  ActivationStats stats;
+  std::map<int, std::shared_ptr<Observer>> by_value;
+  uint64_t k = 0;
+  for (const auto& l : layers) {
+    auto& obs = by_value[l.data_input];
+    if (!obs) obs = std::make_shared<Observer>(o.seed * 1000003 + k++);
+    stats.by_layer[l.name] = obs;
+  }
+  Executor ex(g, Impl::fast);
+  IterOptions it_opts;
+  it_opts.batch_size = o.batch;
+  it_opts.limit = std::min(o.samples, data.size());
+  it_opts.random_subset = true;
+  it_opts.seed = o.seed;
+  BatchIterator it(data, it_opts);
+  Batch batch;
+  auto env = ex.environment();
+  size_t done = 0;
+  while (it.next(batch)) {
+    try {
+      ex.check_input(0, batch.images);
+    } catch (const Error& e) {
+      throw Error(data.description(), "does not fit the model: " + std::string(e.what()));
+    }
+    env[g.inputs[0]] = batch.images;
+    ex.run_range(env);
+    for (auto& [v, obs] : by_value) obs->observe(env[v]);
+    done += batch.labels.size();
+    if (o.progress) o.progress(done, it.num_samples());
+  }
+  stats.samples = done;
+  return stats;
+}
+
+ActQuant input_quant(const ActivationStats& stats, const std::string& layer, int bits,
+                     ObserverKind kind, double percentile) {
+  auto it = stats.by_layer.find(layer);
+  check(it != stats.by_layer.end(), "calibration", "no statistics for layer '" + layer + "'");
+  return it->second->compute(bits, kind, percentile);
+}
+
+QuantConfig uniform_config(const Graph& g, const ActivationStats* stats, const UniformOptions& o) {
+  auto layers = find_quant_layers(g);
+  QuantConfig cfg;
+  cfg.model = g.source;
+  cfg.info = {{"method", "uniform"},
+              {"wbits", o.wbits},
+              {"abits", o.abits},
+              {"scheme", scheme_name(o.scheme)},
+              {"scale", o.scale == ScaleMethod::mse ? "mse" : "maxabs"},
+              {"per_row", o.per_row},
+              {"edge_bits", o.edge_bits}};
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const QuantLayer& l = layers[i];
+    const bool edge = o.edge_bits > 0 && (i == 0 || i + 1 == layers.size());
+    LayerConfig lc;
+    lc.name = l.name;
+    if (o.wbits > 0) {
+      const int bits = edge ? o.edge_bits : o.wbits;
+      const Scheme scheme = edge ? Scheme::fixed : o.scheme;
+      lc.rows =
+          choose_weight_quant(g.constant(l.weight), scheme, bits, o.scale, o.per_row, l.row_axis);
+    }
+    if (o.abits > 0) {
+      check(stats != nullptr, "calibration", "activation quantization needs calibration data");
+      const int bits = edge ? std::max(o.edge_bits, o.abits) : o.abits;
+      lc.input = input_quant(*stats, l.name, bits, o.observer, o.percentile);
+    }
+    cfg.layers.push_back(std::move(lc));
+  }
+  return cfg;
+}
+
+}  // namespace mixq

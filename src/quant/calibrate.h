@@ -1,0 +1,48 @@
+// Calibration: activation statistics from a few hundred training samples, and configs built
+// from them (uniform bit-widths and schemes; the allocators build mixed ones).
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "data/dataset.h"
+#include "quant/config.h"
+#include "quant/layers.h"
+
+namespace mixq {
+
+// One observer per quantizable layer's data input, filled by running the float model.
+struct ActivationStats {
+  std::map<std::string, std::shared_ptr<Observer>> by_layer;  // layer name -> its input
+  size_t samples = 0;
+};
+
+struct ObserveOptions {
+  size_t samples = 1024;  // a seeded random subset of the dataset
+  size_t batch = 256;
+  uint64_t seed = 0;
+  std::function<void(size_t, size_t)> progress;
+};
+
+ActivationStats observe_activations(const Graph& g, const Dataset& data, const ObserveOptions& o);
+
+struct UniformOptions {
+  int wbits = 4;  // 0: weights stay float
+  int abits = 8;  // 0: activations stay float
+  Scheme scheme = Scheme::fixed;
+  ScaleMethod scale = ScaleMethod::mse;
+  bool per_row = true;
+  ObserverKind observer = ObserverKind::mse;
+  double percentile = 99.99;
+  // First and last quantizable layers: 8-bit fixed weights and 8-bit inputs (0: same as rest).
+  int edge_bits = 8;
+};
+
+// The same quantizer for every layer (edges aside). stats may be null when abits == 0.
+QuantConfig uniform_config(const Graph& g, const ActivationStats* stats, const UniformOptions& o);
+
+// The activation quantizer of one layer's input from its observer.
+ActQuant input_quant(const ActivationStats& stats, const std::string& layer, int bits,
+                     ObserverKind kind, double percentile);
+
+}  // namespace mixq

@@ -1,0 +1,155 @@
+#include "quant/config.h"
+
+#include "base/error.h"
+#include "base/file_io.h"
+
+namespace mixq {
+
+using nlohmann::json;
+
+const LayerConfig* QuantConfig::find(const std::string& name) const {
+  for (const auto& l : layers)
+    if (l.name == name) return &l;
+  return nullptr;
+}
+
+LayerConfig* QuantConfig::find(const std::string& name) {
+  for (auto& l : layers)
+    if (l.name == name) return &l;
+  return nullptr;
+}
+
+json to_json(const QuantConfig& c) {
+  json j;
+  j["format"] = "mixq-quant";
+  j["version"] = QuantConfig::kVersion;
+  j["model"] = c.model;
+  j["info"] = c.info;
+  j["layers"] = json::array();
+  for (const auto& l : c.layers) {
+    json lj;
+    lj["name"] = l.name;
+    if (!l.rows.empty()) {
+      json w;
+      bool uniform = true;
+      for (const auto& r : l.rows)
+        uniform = uniform && r.scheme == l.rows[0].scheme && r.bits == l.rows[0].bits;
+      if (uniform) {
+        w["scheme"] = scheme_name(l.rows[0].scheme);
+        w["bits"] = l.rows[0].bits;
+      } else {
+        json schemes = json::array(), bits = json::array();
+        for (const auto& r : l.rows) {
+          schemes.push_back(scheme_name(r.scheme));
+          bits.push_back(r.bits);
+        }
+        w["row_schemes"] = schemes;
+        w["row_bits"] = bits;
+      }
+      json scales = json::array();
+      for (const auto& r : l.rows) scales.push_back(r.scale);
+      w["scales"] = scales;
+      lj["weight"] = w;
+    }
+    if (l.input) {
+      const ActQuant& a = *l.input;
+      lj["input"] = {{"bits", a.bits},
+                     {"scale", a.scale},
+                     {"zero_point", a.zero_point},
+                     {"qmin", a.qmin},
+                     {"qmax", a.qmax}};
+    }
+    j["layers"].push_back(lj);
+  }
+  return j;
+}
+
+namespace {
+
+template <class T>
+T get(const json& j, const char* key, const std::string& where) {
+  check(j.contains(key), where, std::string("missing '") + key + "'");
+  try {
+    return j.at(key).get<T>();
+  } catch (const json::exception&) {
+    throw Error(where, std::string("'") + key + "' has the wrong type");
+  }
+}
+
+}  // namespace
+
+QuantConfig quant_config_from_json(const json& j, const std::string& where) {
+  check(j.is_object(), where, "not a JSON object");
+  check(j.value("format", "") == "mixq-quant", where, "not a mixq quantization config");
+  const int version = get<int>(j, "version", where);
+  check(version == QuantConfig::kVersion, where,
+        "config version " + std::to_string(version) + " is not supported (expected " +
+            std::to_string(QuantConfig::kVersion) + ")");
+  QuantConfig c;
+  c.model = j.value("model", "");
+  if (j.contains("info")) c.info = j["info"];
+  check(j.contains("layers") && j["layers"].is_array(), where, "missing 'layers' array");
+  for (const auto& lj : j["layers"]) {
+    LayerConfig l;
+    l.name = get<std::string>(lj, "name", where);
+    const std::string lw = where + ": layer '" + l.name + "'";
+    check(c.find(l.name) == nullptr, lw, "listed twice");
+    if (lj.contains("weight")) {
+      const json& w = lj["weight"];
+      auto scales = get<std::vector<float>>(w, "scales", lw);
+      check(!scales.empty(), lw, "no scales");
+      std::vector<std::string> schemes;
+      std::vector<int> bits;
+      if (w.contains("row_schemes")) {
+        schemes = get<std::vector<std::string>>(w, "row_schemes", lw);
+        bits = get<std::vector<int>>(w, "row_bits", lw);
+      } else {
+        schemes.assign(scales.size(), get<std::string>(w, "scheme", lw));
+        bits.assign(scales.size(), get<int>(w, "bits", lw));
+      }
+      check(schemes.size() == scales.size() && bits.size() == scales.size(), lw,
+            "row_schemes, row_bits and scales differ in length");
+      for (size_t r = 0; r < scales.size(); ++r) {
+        check(bits[r] >= kMinBits && bits[r] <= kMaxBits, lw,
+              "bits " + std::to_string(bits[r]) + " outside 2..8");
+        check(scales[r] > 0 && std::isfinite(scales[r]), lw, "scales must be positive");
+        l.rows.push_back({parse_scheme(schemes[r], lw), bits[r], scales[r]});
+      }
+    }
+    if (lj.contains("input")) {
+      const json& a = lj["input"];
+      ActQuant q;
+      q.bits = get<int>(a, "bits", lw);
+      q.scale = get<float>(a, "scale", lw);
+      q.zero_point = get<int32_t>(a, "zero_point", lw);
+      q.qmin = get<int32_t>(a, "qmin", lw);
+      q.qmax = get<int32_t>(a, "qmax", lw);
+      check(q.bits >= 2 && q.bits <= 16, lw, "activation bits outside 2..16");
+      check(q.scale > 0 && std::isfinite(q.scale), lw, "activation scale must be positive");
+      check(q.qmin < q.qmax && q.zero_point >= q.qmin && q.zero_point <= q.qmax, lw,
+            "activation qmin/qmax/zero_point inconsistent");
+      check(q.qmax - q.qmin <= (int64_t{1} << q.bits) - 1, lw,
+            "activation range wider than its bits");
+      l.input = q;
+    }
+    c.layers.push_back(std::move(l));
+  }
+  return c;
+}
+
+QuantConfig load_quant_config(const std::string& path) {
+  std::string text = read_file(path);
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw Error(path, std::string("invalid JSON: ") + e.what());
+  }
+  return quant_config_from_json(j, path);
+}
+
+void save_quant_config(const QuantConfig& c, const std::string& path) {
+  write_file_atomic(path, to_json(c).dump(1) + "\n");
+}
+
+}  // namespace mixq

@@ -1,0 +1,37 @@
+// The quantization config: per layer, the weight quantizer of every row (scheme, bits, scale)
+// and the activation quantizer at its input. Stored as versioned JSON (docs/quant-config.md).
+#pragma once
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "quant/observer.h"
+#include "quant/quantizer.h"
+
+namespace mixq {
+
+struct LayerConfig {
+  std::string name;               // node name in the model
+  std::vector<RowQuant> rows;     // empty: weights stay float
+  std::optional<ActQuant> input;  // activation quantizer at the data input; none: float
+};
+
+struct QuantConfig {
+  static constexpr int kVersion = 1;
+  std::string model;  // the model it was made for (informative)
+  std::vector<LayerConfig> layers;
+  nlohmann::json info = nlohmann::json::object();  // how it was made (informative)
+
+  const LayerConfig* find(const std::string& name) const;
+  LayerConfig* find(const std::string& name);
+  // Weight bits summed over rows weighted by row size: needs the model, see quant/apply.h.
+};
+
+nlohmann::json to_json(const QuantConfig& c);
+// `where` names the source in errors (a file path).
+QuantConfig quant_config_from_json(const nlohmann::json& j, const std::string& where);
+QuantConfig load_quant_config(const std::string& path);
+void save_quant_config(const QuantConfig& c, const std::string& path);
+
+}  // namespace mixq
