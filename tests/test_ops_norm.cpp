@@ -179,6 +179,20 @@ TEST(OpsNorm, LrnHandComputed) {
               1e-7);
 }
 
+TEST(OpsNorm, LayerNormHandComputed) {
+  // Rows [1, 3] and [2, 6]: means 2 and 4, standard deviations 1 and 2 -> -1, +1 each.
+  Tensor x = f32({2, 2}, {1, 3, 2, 6});
+  auto out = run_all("LayerNormalization", {{x}, {f32({2}, {2, 3}), true}, {f32({1}, {1}), true}},
+                     {{"epsilon", 0.f}}, Impl::fast, 3);
+  expect_near(out[0], f32({2, 2}, {-1, 4, -1, 4}), 1e-6, 1e-6);
+  expect_near(out[1], f32({2, 1}, {2, 4}), 1e-6, 1e-6);
+  expect_near(out[2], f32({2, 1}, {1, 0.5f}), 1e-6, 1e-6);
+  // axis 0 normalizes everything: mean 3, variance 3.5.
+  Tensor y = run("LayerNormalization", {{x}, {f32({}, {1}), true}}, {{"axis", int64_t{0}}});
+  const double sd = std::sqrt(3.5 + 1e-5);
+  expect_near(y, f32({2, 2}, {float(-2 / sd), float(0 / sd), float(-1 / sd), float(3 / sd)}));
+}
+
 TEST(OpsNorm, BadInputThrowsNamingTheNode) {
   std::mt19937 rng(1);
   Tensor p3 = random_f32({3}, rng), p2 = random_f32({2}, rng);
@@ -199,6 +213,7 @@ TEST(OpsNorm, BadInputThrowsNamingTheNode) {
   }
   EXPECT_THROW(run("LRN", {{random_f32({1, 3, 2}, rng)}}, {}), Error);  // size is required
   EXPECT_THROW(run("InstanceNormalization", {{random_f32({1, 3, 2}, rng)}, {p2}, {p2}}), Error);
+  EXPECT_THROW(run("LayerNormalization", {{random_f32({2, 3}, rng)}, {p2}}), Error);
 }
 
 }  // namespace

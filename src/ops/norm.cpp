@@ -1,6 +1,6 @@
 // BatchNormalization (inference with running statistics; training mode in the reference),
-// InstanceNormalization and LRN. References compute in double; the f32 BatchNormalization fast
-// path folds the statistics into one per-channel scale and shift.
+// InstanceNormalization, LayerNormalization and LRN. References compute in double; the f32
+// BatchNormalization fast path folds the statistics into one per-channel scale and shift.
 //
 // Internal attribute: mixq_layout = "NHWC" makes BatchNormalization's X and Y channels-last.
 #include <cmath>
@@ -302,6 +302,77 @@ class LrnRef : public Kernel {
   int64_t size_;
 };
 
+// ---------------------------------------------------------------------------------------------
+// LayerNormalization (opset 17): normalizes over axes [axis, rank); Scale and B broadcast to
+// those axes. Optional outputs Mean and InvStdDev keep the leading axes, the rest become 1.
+
+class LayerNormRef : public Kernel {
+ public:
+  explicit LayerNormRef(const Node& node)
+      : node_(node), axis_(node.get_int("axis", -1)), eps_(node.get_float("epsilon", 1e-5f)) {}
+
+  void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const Tensor& x = required_input(in, 0, node_);
+    check(x.dtype() == DType::f32 || x.dtype() == DType::f64, node_.label(),
+          std::string("unsupported dtype ") + dtype_name(x.dtype()));
+    const int64_t rank = static_cast<int64_t>(x.rank());
+    const int64_t axis = normalize_axis(axis_, rank, node_);
+    const Shape inner(x.shape().begin() + axis, x.shape().end());
+    const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().begin() + axis));
+    const int64_t cols = shape_numel(inner);
+    const Tensor& scale = required_input(in, 1, node_);
+    const Tensor* bias = in.size() > 2 ? in[2] : nullptr;
+    // Scale and B broadcast (numpy, from the right) to the normalized shape.
+    auto index_map = [&](const Tensor& t, const char* name) {
+      check(t.rank() <= inner.size() && broadcast_shapes(t.shape(), inner, node_) == inner,
+            node_.label(),
+            std::string(name) + " " + shape_str(t.shape()) + " does not broadcast to " +
+                shape_str(inner));
+      return broadcast_strides(t.shape(), inner);
+    };
+    const auto s_strides = index_map(scale, "Scale");
+    const auto b_strides = bias ? index_map(*bias, "B") : std::vector<int64_t>{};
+    const auto inner_strides = shape_strides(inner);
+    auto offset = [&](int64_t j, const std::vector<int64_t>& st) {
+      int64_t off = 0;
+      for (size_t d = 0; d < inner.size(); ++d) off += (j / inner_strides[d]) % inner[d] * st[d];
+      return off;
+    };
+    Tensor& y = *out.at(0);
+    ensure(y, x.dtype(), x.shape());
+    Shape stat_shape = x.shape();
+    for (int64_t d = axis; d < rank; ++d) stat_shape[d] = 1;
+    Tensor* mean_out = out.size() > 1 ? out[1] : nullptr;
+    Tensor* inv_out = out.size() > 2 ? out[2] : nullptr;
+    // Statistics in float32 unless X is double (stash_type 1 is float32).
+    const DType stat_dtype = x.dtype() == DType::f64 ? DType::f64 : DType::f32;
+    if (mean_out) ensure(*mean_out, stat_dtype, stat_shape);
+    if (inv_out) ensure(*inv_out, stat_dtype, stat_shape);
+    for (int64_t r = 0; r < rows; ++r) {
+      double sum = 0, sq = 0;
+      for (int64_t j = 0; j < cols; ++j) sum += x.get_double(r * cols + j);
+      const double m = sum / static_cast<double>(cols);
+      for (int64_t j = 0; j < cols; ++j) {
+        const double d = x.get_double(r * cols + j) - m;
+        sq += d * d;
+      }
+      const double inv = 1.0 / std::sqrt(sq / static_cast<double>(cols) + eps_);
+      for (int64_t j = 0; j < cols; ++j) {
+        double v = (x.get_double(r * cols + j) - m) * inv * scale.get_double(offset(j, s_strides));
+        if (bias) v += bias->get_double(offset(j, b_strides));
+        store_any(y, r * cols + j, v);
+      }
+      if (mean_out) store_any(*mean_out, r, m);
+      if (inv_out) store_any(*inv_out, r, inv);
+    }
+  }
+
+ private:
+  Node node_;
+  int64_t axis_;
+  double eps_;
+};
+
 template <class K>
 std::unique_ptr<Kernel> make_plain(const Node& node, const Graph&) {
   return std::make_unique<K>(node);
@@ -318,6 +389,7 @@ void register_norm_ops(Registry& r) {
   r.add("BatchNormalization", "ref", make_bn_ref, true);
   r.add("InstanceNormalization", "ref", make_plain<InstanceNormRef>, true);
   r.add("LRN", "ref", make_plain<LrnRef>, true);
+  r.add("LayerNormalization", "ref", make_plain<LayerNormRef>, true);
 }
 
 }  // namespace mixq
