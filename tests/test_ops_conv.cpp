@@ -205,6 +205,36 @@ TEST(OpsConv, FusionHoldsWhereWindowsLieWhollyInPadding) {
   expect_near(run("Conv", args, a, Impl::fast), want);
 }
 
+TEST(OpsConv, SumAccumulatesInPlaceWhenOutputAliasesTheSumInput) {
+  std::mt19937 rng(8);
+  Tensor x = random_f32({2, 4, 6, 6}, rng);
+  Tensor w = random_f32({4, 4, 3, 3}, rng);
+  Tensor extra = random_f32({2, 4, 6, 6}, rng);
+  Attrs a{{"pads", Ints{1, 1, 1, 1}},
+          {"mixq_sum", int64_t{1}},
+          {"mixq_activation", std::string("Relu")}};
+  for (bool nhwc : {false, true}) {
+    Attrs b = a;
+    Tensor xx = x, ee = extra;
+    if (nhwc) {
+      b["mixq_layout"] = std::string("NHWC");
+      xx = to_nhwc(x);
+      ee = to_nhwc(extra);
+    }
+    std::vector<Arg> args{{xx}, {w, true}, {}, {ee}};
+    Tensor want = run("Conv", args, b);
+    Graph g = one_node("Conv", args, b);
+    auto kernel = Registry::get().make(g.nodes[0], g, Impl::fast);
+    // The output slot holds the sum input's buffer, as an executor reusing it would pass.
+    Tensor y = ee.clone();
+    Tensor sum_in = y;
+    const void* buffer = y.raw();
+    kernel->forward({&xx, &w, nullptr, &sum_in}, {&y});
+    EXPECT_EQ(y.raw(), buffer);
+    expect_near(y, want);
+  }
+}
+
 // One random Conv geometry; channels-last when nhwc.
 struct Case {
   Tensor x, w, b, extra;

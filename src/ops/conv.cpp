@@ -389,8 +389,11 @@ class ConvDnnl : public Kernel {
     Plan& p = plans_.get({&x.shape(), &w.shape(), b ? &b->shape() : nullptr},
                          [&] { return make_plan(x.shape(), w.shape(), b); });
     Tensor& y = *out.at(0);
-    ensure(y, DType::f32, p.geom.out_shape());
     const Tensor* extra = optional_input(in, 3);
+    // An executor may hand the sum input's own buffer over as the output (accumulate in place).
+    const bool in_place = a_.sum && !p.post_fusion && extra && extra->raw() == y.raw() &&
+                          y.shape() == p.geom.out_shape() && y.dtype() == DType::f32;
+    if (!in_place) ensure(y, DType::f32, p.geom.out_shape());
     if (a_.sum) check_sum_input(extra, y, node_);
     dnnl_util::guarded(node_.label(), [&] {
       auto& s = dnnl_util::stream();
