@@ -351,6 +351,16 @@ TEST(OpsConv, RuntimeWeightsAreReadEveryCall) {
   }
 }
 
+TEST(OpsConv, EmptyBatchGivesEmptyOutput) {
+  std::mt19937 rng(6);
+  Tensor w = random_f32({4, 3, 3, 3}, rng);
+  for (Impl impl : {Impl::reference, Impl::fast}) {
+    Tensor y = run("Conv", {{Tensor(DType::f32, {0, 3, 8, 8})}, {w, true}},
+                   {{"pads", Ints{1, 1, 1, 1}}}, impl);
+    EXPECT_EQ(shape_str(y.shape()), "[0,4,8,8]");
+  }
+}
+
 TEST(OpsConv, BadInputThrowsNamingTheNode) {
   std::mt19937 rng(1);
   auto expect_error = [&](const std::vector<Arg>& args, Attrs attrs, const std::string& cause) {

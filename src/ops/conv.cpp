@@ -396,30 +396,34 @@ class ConvDnnl : public Kernel {
     if (!in_place) ensure(y, DType::f32, p.geom.out_shape());
     if (a_.sum) check_sum_input(extra, y, node_);
     dnnl_util::guarded(node_.label(), [&] {
-      auto& s = dnnl_util::stream();
       if (!w_const_ || p.weights_from != w.storage_id()) load_weights(p, w);
+      // Activations in oneDNN's layout live in the per-thread scratch slots 0 (src), 1 (dst).
       if (p.to_src) {
         dnnl_util::bind(p.user_src, x);
-        p.to_src.execute(s, p.user_src, p.src);
+        p.src.set_data_handle(dnnl_util::scratch(0, p.src.get_desc().get_size()));
+        p.to_src.run();
       } else {
         dnnl_util::bind(p.src, x);
       }
-      if (!p.from_dst) dnnl_util::bind(p.dst, y);
+      if (p.from_dst)
+        p.dst.set_data_handle(dnnl_util::scratch(1, p.dst.get_desc().get_size()));
+      else
+        dnnl_util::bind(p.dst, y);
       if (a_.sum && !p.post_fusion) {
         if (p.from_dst) {
           dnnl_util::bind(p.user_dst, *extra);
-          p.to_dst.execute(s, p.user_dst, p.dst);
+          p.to_dst.run();
         } else if (extra->raw() != y.raw()) {
           std::memcpy(y.raw(), extra->raw(), y.nbytes());
         }
       }
       if (b) dnnl_util::bind(p.bias, *b);
-      p.prim.execute(s, p.args);
+      p.conv.run();
       if (p.from_dst) {
         dnnl_util::bind(p.user_dst, y);
-        p.from_dst.execute(s, p.dst, p.user_dst);
+        p.from_dst.run();
       }
-      s.wait();
+      dnnl_util::stream().wait();
     });
     if (p.post_fusion) apply_fusion<float>(a_, extra, y, node_);
   }
@@ -427,11 +431,10 @@ class ConvDnnl : public Kernel {
  private:
   struct Plan {
     ConvGeom geom;
-    dnnl::convolution_forward prim;
     // user_*: the tensors as mixq holds them; src/dst/weights: what the primitive reads.
     dnnl::memory user_src, user_dst, user_weights, src, dst, weights, bias;
-    dnnl::reorder to_src, to_dst, from_dst;  // empty when the layouts already agree
-    std::unordered_map<int, dnnl::memory> args;
+    dnnl_util::Bound conv;
+    dnnl_util::Bound to_src, to_dst, from_dst;  // reorders; empty when the layouts agree
     uint64_t weights_from = 0;  // storage_id of the W last reordered (constants only)
     bool post_fusion = false;   // sum and relu applied after the primitive
   };
@@ -490,29 +493,27 @@ class ConvDnnl : public Kernel {
     dnnl::primitive_attr attr;
     attr.set_post_ops(po);
     dnnl::convolution_forward::primitive_desc pd(desc, attr, dnnl_util::engine());
-    p.prim = dnnl::convolution_forward(pd);
     auto& eng = dnnl_util::engine();
     p.user_src = dnnl_util::unbound(user_src_md);
     p.user_dst = dnnl_util::unbound(user_dst_md);
-    if (pd.src_desc() == user_src_md) {
-      p.src = dnnl_util::unbound(user_src_md);
-    } else {
-      p.src = memory(pd.src_desc(), eng);
-      p.to_src = dnnl::reorder(p.user_src, p.src);
-    }
-    if (pd.dst_desc() == user_dst_md) {
-      p.dst = dnnl_util::unbound(user_dst_md);
-    } else {
-      p.dst = memory(pd.dst_desc(), eng);
-      p.from_dst = dnnl::reorder(p.dst, p.user_dst);
-      if (a_.sum) p.to_dst = dnnl::reorder(p.user_dst, p.dst);
+    p.src = dnnl_util::unbound(pd.src_desc());
+    p.dst = dnnl_util::unbound(pd.dst_desc());
+    auto reorder = [](const memory& from, const memory& to) {
+      return std::move(
+          dnnl_util::Bound(dnnl::reorder(from, to)).arg(DNNL_ARG_FROM, from).arg(DNNL_ARG_TO, to));
+    };
+    if (pd.src_desc() != user_src_md) p.to_src = reorder(p.user_src, p.src);
+    if (pd.dst_desc() != user_dst_md) {
+      p.from_dst = reorder(p.dst, p.user_dst);
+      if (a_.sum) p.to_dst = reorder(p.user_dst, p.dst);
     }
     p.user_weights = dnnl_util::unbound(memory::desc(wd, f32, dnnl_util::plain_tag(wd.size())));
     p.weights = memory(pd.weights_desc(), eng);
-    p.args = {{DNNL_ARG_SRC, p.src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, p.dst}};
+    p.conv = dnnl_util::Bound(dnnl::convolution_forward(pd));
+    p.conv.arg(DNNL_ARG_SRC, p.src).arg(DNNL_ARG_WEIGHTS, p.weights).arg(DNNL_ARG_DST, p.dst);
     if (has_bias) {
       p.bias = dnnl_util::unbound(b_md);
-      p.args[DNNL_ARG_BIAS] = p.bias;
+      p.conv.arg(DNNL_ARG_BIAS, p.bias);
     }
   }
 

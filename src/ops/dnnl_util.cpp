@@ -1,5 +1,7 @@
 #include "ops/dnnl_util.h"
 
+#include <algorithm>
+
 #include "base/error.h"
 
 namespace mixq::dnnl_util {
@@ -40,11 +42,25 @@ memory unbound(const memory::desc& md) {
   return memory(md, engine(), DNNL_MEMORY_NONE);
 }
 
-memory reorder_to(const memory& src, const memory::desc& want) {
-  memory dst(want, engine());
-  dnnl::reorder(src, dst).execute(stream(), const_cast<memory&>(src), dst);
-  stream().wait();
-  return dst;
+void* scratch(int slot, size_t bytes) {
+  thread_local Tensor buffers[4];  // Tensor storage is 64-byte aligned
+  check(slot >= 0 && slot < 4, "oneDNN", "bad scratch slot");
+  Tensor& b = buffers[slot];
+  if (!b.defined() || b.nbytes() < bytes)
+    b = Tensor(DType::u8, {static_cast<int64_t>(std::max<size_t>(bytes, 64))});
+  return b.raw();
+}
+
+Bound& Bound::arg(int which, const memory& m) {
+  keep_.push_back(m);
+  args_.push_back({which, m.get()});
+  return *this;
+}
+
+void Bound::run() const {
+  dnnl::error::wrap_c_api(dnnl_primitive_execute(prim_.get(), stream().get(),
+                                                 static_cast<int>(args_.size()), args_.data()),
+                          "could not execute a primitive");
 }
 
 void rethrow(const std::string& where, const dnnl::error& e) {

@@ -29,8 +29,28 @@ inline void bind(const dnnl::memory& mem, const Tensor& t) {
   mem.set_data_handle(const_cast<void*>(t.raw()));
 }
 
-// Copies src (any layout) into a new memory of descriptor want.
-dnnl::memory reorder_to(const dnnl::memory& src, const dnnl::memory::desc& want);
+// A primitive with its arguments bound once (memories whose handles are re-pointed per call).
+// run() goes through the C API with a prepared argument array, so it allocates nothing; the
+// C++ execute() builds a map and a vector on every call.
+class Bound {
+ public:
+  Bound() = default;
+  explicit Bound(dnnl::primitive p) : prim_(std::move(p)) {}
+  Bound& arg(int which, const dnnl::memory& m);
+  explicit operator bool() const { return static_cast<bool>(prim_); }
+  // Executes on this thread's stream (does not wait).
+  void run() const;
+
+ private:
+  dnnl::primitive prim_;
+  std::vector<dnnl::memory> keep_;
+  std::vector<dnnl_exec_arg_t> args_;
+};
+
+// Per-thread scratch buffers for kernels' intermediate layouts (reordered activations). Kernels
+// on one thread run one at a time, so all of them share these; a slot grows when a larger size
+// is asked for and is otherwise reused. Contents do not survive another kernel's call.
+void* scratch(int slot, size_t bytes);
 
 // Runs f; a dnnl::error becomes Error(where, "oneDNN: ...").
 template <class F>

@@ -143,7 +143,7 @@ class GemmDnnl : public Kernel {
       dnnl_util::bind(p.wei, tb);
       dnnl_util::bind(p.dst, y);
       if (p.bias_in_primitive) dnnl_util::bind(p.bias, *tc);
-      p.prim.execute(dnnl_util::stream(), p.args);
+      p.prim.run();
       dnnl_util::stream().wait();
     });
     if (!p.bias_in_primitive && (a_.alpha != 1.f || tc))
@@ -154,9 +154,8 @@ class GemmDnnl : public Kernel {
  private:
   struct Plan {
     GemmGeom g;
-    dnnl::matmul prim;  // empty: use the reference (empty dimensions)
+    dnnl_util::Bound prim;  // empty: use the reference (empty dimensions)
     dnnl::memory src, wei, bias, dst;
-    std::unordered_map<int, dnnl::memory> args;
     bool bias_in_primitive = false;
   };
 
@@ -174,14 +173,15 @@ class GemmDnnl : public Kernel {
       auto bias_md = dnnl_util::plain_desc({1, g.n});
       auto desc = p.bias_in_primitive ? dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md)
                                       : dnnl::matmul::desc(src_md, wei_md, dst_md);
-      p.prim = dnnl::matmul(dnnl::matmul::primitive_desc(desc, dnnl_util::engine()));
       p.src = dnnl_util::unbound(src_md);
       p.wei = dnnl_util::unbound(wei_md);
       p.dst = dnnl_util::unbound(dst_md);
-      p.args = {{DNNL_ARG_SRC, p.src}, {DNNL_ARG_WEIGHTS, p.wei}, {DNNL_ARG_DST, p.dst}};
+      p.prim =
+          dnnl_util::Bound(dnnl::matmul(dnnl::matmul::primitive_desc(desc, dnnl_util::engine())));
+      p.prim.arg(DNNL_ARG_SRC, p.src).arg(DNNL_ARG_WEIGHTS, p.wei).arg(DNNL_ARG_DST, p.dst);
       if (p.bias_in_primitive) {
         p.bias = dnnl_util::unbound(bias_md);
-        p.args[DNNL_ARG_BIAS] = p.bias;
+        p.prim.arg(DNNL_ARG_BIAS, p.bias);
       }
     });
     return p;
@@ -300,7 +300,7 @@ class MatMulDnnl : public Kernel {
       dnnl_util::bind(p.src, ta);
       dnnl_util::bind(p.wei, tb);
       dnnl_util::bind(p.dst, y);
-      p.prim.execute(dnnl_util::stream(), p.args);
+      p.prim.run();
       dnnl_util::stream().wait();
     });
   }
@@ -308,9 +308,8 @@ class MatMulDnnl : public Kernel {
  private:
   struct Plan {
     MatMulGeom g;
-    dnnl::matmul prim;  // empty: use the reference
+    dnnl_util::Bound prim;  // empty: use the reference
     dnnl::memory src, wei, dst;
-    std::unordered_map<int, dnnl::memory> args;
   };
 
   Plan make_plan(const Shape& as, const Shape& bs) {
@@ -335,13 +334,14 @@ class MatMulDnnl : public Kernel {
       auto wei_md = dnnl_util::plain_desc(b_dims);
       auto dst_md = dnnl_util::plain_desc(y_dims);
       dnnl::matmul::desc desc(src_md, wei_md, dst_md);
-      p.prim = dnnl::matmul(dnnl::matmul::primitive_desc(desc, dnnl_util::engine()));
       p.src = dnnl_util::unbound(src_md);
       p.wei = dnnl_util::unbound(wei_md);
       p.dst = dnnl_util::unbound(dst_md);
-      p.args = {{DNNL_ARG_SRC, p.src}, {DNNL_ARG_WEIGHTS, p.wei}, {DNNL_ARG_DST, p.dst}};
+      p.prim =
+          dnnl_util::Bound(dnnl::matmul(dnnl::matmul::primitive_desc(desc, dnnl_util::engine())));
+      p.prim.arg(DNNL_ARG_SRC, p.src).arg(DNNL_ARG_WEIGHTS, p.wei).arg(DNNL_ARG_DST, p.dst);
     } catch (const dnnl::error&) {
-      p.prim = dnnl::matmul();  // a broadcast pattern oneDNN does not take: the reference does
+      p.prim = dnnl_util::Bound();  // a broadcast pattern oneDNN does not take: the reference does
     }
     return p;
   }

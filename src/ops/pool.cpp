@@ -264,7 +264,7 @@ class PoolDnnl : public Kernel {
     dnnl_util::guarded(node_.label(), [&] {
       dnnl_util::bind(p.src, x);
       dnnl_util::bind(p.dst, y);
-      p.prim.execute(dnnl_util::stream(), p.args);
+      p.prim.run();
       dnnl_util::stream().wait();
     });
   }
@@ -272,9 +272,8 @@ class PoolDnnl : public Kernel {
  private:
   struct Plan {
     PoolGeom g;
-    dnnl::pooling_v2_forward prim;  // empty: use the reference
+    dnnl_util::Bound prim;  // empty: use the reference
     dnnl::memory src, dst;
-    std::unordered_map<int, dnnl::memory> args;
   };
 
   Plan make_plan(const Shape& xs) {
@@ -311,13 +310,13 @@ class PoolDnnl : public Kernel {
       memory::desc dst_md(dst_dims, memory::data_type::f32, t);
       dnnl::pooling_v2_forward::desc desc(dnnl::prop_kind::forward_inference, alg, src_md, dst_md,
                                           s, k, d, pl, pr);
-      p.prim = dnnl::pooling_v2_forward(
-          dnnl::pooling_v2_forward::primitive_desc(desc, dnnl_util::engine()));
       p.src = dnnl_util::unbound(src_md);
       p.dst = dnnl_util::unbound(dst_md);
-      p.args = {{DNNL_ARG_SRC, p.src}, {DNNL_ARG_DST, p.dst}};
+      p.prim = dnnl_util::Bound(dnnl::pooling_v2_forward(
+          dnnl::pooling_v2_forward::primitive_desc(desc, dnnl_util::engine())));
+      p.prim.arg(DNNL_ARG_SRC, p.src).arg(DNNL_ARG_DST, p.dst);
     } catch (const dnnl::error&) {
-      p.prim = dnnl::pooling_v2_forward();  // a geometry oneDNN rejects: the reference does it
+      p.prim = dnnl_util::Bound();  // a geometry oneDNN rejects: the reference does it
     }
     return p;
   }
