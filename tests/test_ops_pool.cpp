@@ -183,6 +183,10 @@ TEST(OpsPool, GlobalPools) {
     expect_values(run("GlobalMaxPool", x, {}, impl), {2, 2, 1}, {3, -1, 2, 8});
     Tensor x4 = iota({1, 2, 2, 3});
     expect_values(run("GlobalAveragePool", x4, {}, impl), {1, 2, 1, 1}, {3.5f, 9.5f});
+    // Channels-last: [N, H, W, C] -> [N, 1, 1, C].
+    Attrs nhwc{{"mixq_layout", std::string("NHWC")}};
+    expect_values(run("GlobalAveragePool", to_nhwc(x4), nhwc, impl), {1, 1, 1, 2}, {3.5f, 9.5f});
+    expect_values(run("GlobalMaxPool", to_nhwc(x4), nhwc, impl), {1, 1, 1, 2}, {6, 12});
   }
 }
 
