@@ -1,0 +1,39 @@
+#include "support/peer.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "support/onnx_builder.h"
+#include "support/paths.h"
+
+namespace mixq::test {
+
+std::string peer_missing() {
+  if (run_command("command -v node").status != 0) return "node is not installed";
+  if (!exists(repo_path("bench/peer/node_modules/onnxruntime-node/package.json")))
+    return "bench/peer/node_modules/onnxruntime-node is absent (run scripts/install-peer.sh)";
+  return "";
+}
+
+void write_peer_inputs(const Dataset& data, size_t n, const std::string& dir) {
+  Batch b = data.get_batch(0, std::min(n, data.size()));
+  std::ofstream img(dir + "/images.f32", std::ios::binary);
+  img.write(static_cast<const char*>(b.images.raw()),
+            static_cast<std::streamsize>(b.images.nbytes()));
+  std::ofstream lab(dir + "/labels.i64", std::ios::binary);
+  lab.write(reinterpret_cast<const char*>(b.labels.data()),
+            static_cast<std::streamsize>(b.labels.size() * sizeof(int64_t)));
+}
+
+nlohmann::json run_peer_eval(const std::string& model, const std::string& dir, const Shape& chw,
+                             bool keep_qdq) {
+  std::string cmd = std::string(keep_qdq ? "ORT_NO_QDQ=1 " : "") + "node " +
+                    repo_path("bench/peer/ort_eval.js") + " " + model + " " + dir + "/images.f32 " +
+                    dir + "/labels.i64 " + std::to_string(chw[0]) + " " + std::to_string(chw[1]) +
+                    " " + std::to_string(chw[2]) + " 2";
+  CommandResult r = run_command(cmd);
+  if (r.status != 0) throw std::runtime_error("peer failed: " + r.err);
+  return nlohmann::json::parse(r.out);
+}
+
+}  // namespace mixq::test
