@@ -198,3 +198,19 @@ TEST(QuantObserver, PercentileAndMseClipOutliers) {
   EXPECT_LT(m.hi(), 2.0f);  // the MSE range gives up the single outlier
   EXPECT_THROW(Observer().compute(8, ObserverKind::minmax), Error);
 }
+
+TEST(QuantObserver, FastFakeQuantizeEqualsReference) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g(0, 3);
+  for (ActQuant q : {act_quant_for_range(-2.5f, 6.0f, 8), act_quant_for_range(0, 4.0f, 4),
+                     act_quant_for_range(-3, 3, 3, true), act_quant_for_range(-1e-3f, 1e-3f, 8)}) {
+    std::vector<float> x(70000);
+    for (float& v : x) v = g(rng);
+    // Exact half-way points between levels, where rounding direction matters.
+    for (int k = -300; k < 300; ++k) x[k + 300] = (k + 0.5f) * q.scale;
+    std::vector<float> a = x, b = x;
+    q.fake_quantize(a.data(), static_cast<int64_t>(a.size()));
+    q.fake_quantize_reference(b.data(), static_cast<int64_t>(b.size()));
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(a[i], b[i]) << i << " x=" << x[i];
+  }
+}

@@ -17,6 +17,8 @@ struct ActQuant {
   int32_t qmin = 0, qmax = 255;
   // x -> (clamp(round_half_even(x / scale) + zp, qmin, qmax) - zp) * scale, in place.
   void fake_quantize(float* x, int64_t n) const;
+  // The same, written as the definition reads (tests compare the two).
+  void fake_quantize_reference(float* x, int64_t n) const;
   float lo() const { return (qmin - zero_point) * scale; }
   float hi() const { return (qmax - zero_point) * scale; }
 };
