@@ -19,6 +19,21 @@ class Kernel {
   // in[i] is nullptr for an omitted optional input; out[i] is nullptr for an omitted output.
   // Kernels size their outputs with ensure() and may reuse their storage across calls.
   virtual void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) = 0;
+
+  // Training. Given the inputs and outputs of the last forward() and the gradients of the loss
+  // with respect to the outputs (gout[i] nullptr: no gradient flows into output i), writes the
+  // gradients of the inputs into gin[i] (sized with ensure(); overwritten, not accumulated;
+  // gin[i] nullptr: not needed). A kernel may keep state from its last forward for this
+  // (batch statistics, dropout masks). The default throws Error: no backward for this op.
+  virtual void backward(const std::vector<const Tensor*>& in,
+                        const std::vector<const Tensor*>& out,
+                        const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin);
+  // True when backward() is implemented.
+  virtual bool has_backward() const { return false; }
+  // Training mode: BatchNormalization uses batch statistics, Dropout drops. Off by default.
+  virtual void set_training(bool training) { (void)training; }
+  // Node label for messages (set by the registry).
+  std::string label;
 };
 
 // Returns nullptr when this implementation does not handle the node (dtype, attributes, ...);

@@ -5,6 +5,11 @@
 
 namespace mixq {
 
+void Kernel::backward(const std::vector<const Tensor*>&, const std::vector<const Tensor*>&,
+                      const std::vector<const Tensor*>&, const std::vector<Tensor*>&) {
+  throw Error(label, "has no backward (training through this operator is not supported)");
+}
+
 std::string op_key(const Node& node) {
   if (node.domain.empty() || node.domain == "ai.onnx") return node.op_type;
   return node.domain + "." + node.op_type;
@@ -64,6 +69,7 @@ std::unique_ptr<Kernel> Registry::make(const Node& node, const Graph& graph, Imp
   for (const OpImpl* i : order) {
     if (auto k = i->make(node, graph)) {
       if (chosen) *chosen = i->name;
+      k->label = node.label();
       return k;
     }
   }

@@ -18,6 +18,8 @@ class Executor {
   explicit Executor(const Graph& graph, Impl impl = Impl::fast);
 
   const Graph& graph() const { return graph_; }
+  // The kernel of node i (training runs its backward, see train/backprop.h).
+  Kernel& kernel(size_t node) { return *kernels_[node]; }
   // Name of the implementation chosen for node i ("dnnl", "ref", ...).
   const std::string& impl_name(size_t node) const { return impl_names_[node]; }
 
