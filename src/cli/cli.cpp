@@ -31,6 +31,7 @@ int cli_main(int argc, char** argv) {
   cli::add_eval(app, action);
   cli::add_calibrate(app, action);
   cli::add_quantize(app, action);
+  cli::add_sensitivity(app, action);
   std::string names;
   bool known = false;
   for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {

@@ -1,0 +1,51 @@
+// Candidate quantizers a bit allocator chooses among, one per searched layer, with their costs.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "quant/calibrate.h"
+#include "quant/config.h"
+#include "quant/layers.h"
+
+namespace mixq {
+
+// One candidate: a weight quantizer (scheme and bits) applied to every row of a layer.
+struct CandidateSpec {
+  std::string name;  // "w4", "w4-sp2", ...
+  int bits = 4;
+  Scheme scheme = Scheme::fixed;
+};
+
+// Parses "w2,w4,w8" or "w4-sp2,w4-pot,w8"; Error naming `where` on bad text.
+std::vector<CandidateSpec> parse_candidates(const std::string& text, const std::string& where);
+
+// The layers a search covers: every quantizable layer except (by default) the first and last.
+struct SearchSpace {
+  std::vector<QuantLayer> all;  // every quantizable layer of the model
+  std::vector<int> searched;    // indices into `all`
+  std::vector<CandidateSpec> candidates;
+  std::vector<int64_t> macs;  // per layer of `all`, per sample
+  int abits = 8;              // activation bits of every layer (for BOPs)
+  int edge_bits = 8;          // bits of the layers left out of the search
+
+  size_t num_searched() const { return searched.size(); }
+  size_t num_candidates() const { return candidates.size(); }
+  // Weight bits of searched layer s at candidate c (elements x bits).
+  double size_bits(size_t s, size_t c) const;
+  // Bit operations of searched layer s at candidate c per sample: MACs x b_w x b_a.
+  double bops(size_t s, size_t c) const;
+  // Total weight count of the searched layers.
+  double searched_weights() const;
+};
+
+SearchSpace make_search_space(const Graph& g, std::vector<CandidateSpec> candidates,
+                              bool include_edges, int abits);
+
+// The config of an assignment: searched layer s gets candidate choice[s] (per-row MSE scales),
+// other layers `edge_bits` fixed; every layer's input gets the calibrated activation quantizer
+// at `abits` (skipped when stats is null).
+QuantConfig assignment_config(const Graph& g, const SearchSpace& space,
+                              const std::vector<int>& choice, const ActivationStats* stats,
+                              ObserverKind observer = ObserverKind::mse);
+
+}  // namespace mixq

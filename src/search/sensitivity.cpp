@@ -1,0 +1,461 @@
+#include "search/sensitivity.h"
+
+#include <fmt/format.h>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include <filesystem>
+
+#include "base/error.h"
+#include "base/file_io.h"
+#include "data/batch_iterator.h"
+#include "quant/apply.h"
+#include "runtime/executor.h"
+#include "runtime/summary.h"
+
+namespace mixq {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// Base config: activation quantization everywhere, searched layers' weights float, the other
+// layers' weights at the edge bits.
+QuantConfig base_config(const Graph& g, const SearchSpace& space, const ActivationStats& stats) {
+  std::vector<int> dummy(space.num_searched(), 0);
+  QuantConfig cfg = assignment_config(g, space, dummy, &stats);
+  for (int i : space.searched) cfg.layers[i].rows.clear();
+  return cfg;
+}
+
+// Nodes reachable from node n (n included), in topological order.
+std::vector<int> descendants(const Graph& g, int n) {
+  std::vector<bool> hit(g.nodes.size(), false);
+  std::vector<bool> value_hit(g.values.size(), false);
+  hit[n] = true;
+  for (int o : g.nodes[n].outputs)
+    if (o >= 0) value_hit[o] = true;
+  for (size_t i = n + 1; i < g.nodes.size(); ++i) {
+    for (int v : g.nodes[i].inputs)
+      if (v >= 0 && value_hit[v]) hit[i] = true;
+    if (hit[i])
+      for (int o : g.nodes[i].outputs)
+        if (o >= 0) value_hit[o] = true;
+  }
+  std::vector<int> out;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (hit[i]) out.push_back(static_cast<int>(i));
+  return out;
+}
+
+// An environment layered over a parent: the values the run nodes write live in buffers kept
+// across runs (so steady state allocates nothing); everything else is shared with the parent.
+struct ScratchEnv {
+  std::vector<Tensor> env, own;
+  void prepare(const std::vector<Tensor>& parent, const std::vector<int>& written) {
+    env = parent;
+    if (own.size() != env.size()) own.resize(env.size());
+    for (int v : written) env[v] = std::move(own[v]);
+  }
+  void finish(const std::vector<int>& written) {
+    for (int v : written) own[v] = std::move(env[v]);
+    env.clear();
+  }
+};
+
+// Sum over the chunk of the per-sample loss.
+double loss_sum(const Tensor& logits, const std::vector<int64_t>& labels, const Tensor* reference,
+                SensitivityLoss kind) {
+  const int64_t n = logits.dim(0), k = logits.numel() / n;
+  const float* p = logits.data<float>();
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = p + i * k;
+    const float m = *std::max_element(row, row + k);
+    double z = 0;
+    for (int64_t c = 0; c < k; ++c) z += std::exp(static_cast<double>(row[c]) - m);
+    const double log_z = std::log(z) + m;
+    if (kind == SensitivityLoss::cross_entropy) {
+      total += log_z - row[labels[i]];
+      continue;
+    }
+    // KL(p_ref || p): sum p_ref (log p_ref - log p).
+    const float* r = reference->data<float>() + i * k;
+    const float mr = *std::max_element(r, r + k);
+    double zr = 0;
+    for (int64_t c = 0; c < k; ++c) zr += std::exp(static_cast<double>(r[c]) - mr);
+    const double log_zr = std::log(zr) + mr;
+    for (int64_t c = 0; c < k; ++c) {
+      const double lpr = r[c] - log_zr;
+      total += std::exp(lpr) * (lpr - (row[c] - log_z));
+    }
+  }
+  return total;
+}
+
+std::vector<int> written_values(const Graph& g, const std::vector<int>& nodes) {
+  std::vector<int> w;
+  for (int n : nodes)
+    for (int o : g.nodes[n].outputs)
+      if (o >= 0) w.push_back(o);
+  return w;
+}
+
+void run_nodes(Executor& ex, std::vector<Tensor>& env, const std::vector<int>& nodes) {
+  for (int n : nodes) ex.run_range(env, n, n + 1);
+}
+
+nlohmann::json make_header(const Graph& g, const SearchSpace& space, const SensitivityOptions& o,
+                           const std::vector<size_t>& chunk_sizes) {
+  nlohmann::json layers = nlohmann::json::array(), cands = nlohmann::json::array();
+  for (int i : space.searched) layers.push_back(space.all[i].name);
+  for (const auto& c : space.candidates) cands.push_back(c.name);
+  return {{"format", "mixq-sensitivity"},
+          {"version", SensitivityData::kVersion},
+          {"model", g.source},
+          {"layers", layers},
+          {"candidates", cands},
+          {"abits", space.abits},
+          {"edge_bits", space.edge_bits},
+          {"samples", o.samples},
+          {"chunks", chunk_sizes},
+          {"seed", o.seed},
+          {"loss", o.loss == SensitivityLoss::kl ? "kl" : "ce"},
+          {"pairs", o.pairs},
+          {"pair_window", o.pair_window}};
+}
+
+}  // namespace
+
+bool SensitivityData::complete() const {
+  for (const auto& d : done)
+    for (uint8_t x : d)
+      if (!x) return false;
+  return !done.empty();
+}
+
+double SensitivityData::L0() const {
+  double s = 0;
+  for (double b : base) s += b;
+  return s / static_cast<double>(samples);
+}
+
+double SensitivityData::single_delta(size_t s, size_t c) const {
+  double sum = 0;
+  for (size_t k = 0; k < chunks; ++k) sum += single[k][s * candidates + c];
+  return sum / static_cast<double>(samples) - L0();
+}
+
+bool SensitivityData::pair_measured(size_t s, size_t t) const {
+  if (s == t || !header.value("pairs", true)) return false;
+  const int w = header.value("pair_window", 0);
+  return w <= 0 || static_cast<int>(s > t ? s - t : t - s) <= w;
+}
+
+double SensitivityData::pair_delta(size_t s, size_t c, size_t t, size_t d) const {
+  if (s > t) std::swap(s, t), std::swap(c, d);
+  const size_t a = s * candidates + c, b = t * candidates + d;
+  double sum = 0;
+  for (size_t k = 0; k < chunks; ++k) sum += pair[k][a * n() + b];
+  return sum / static_cast<double>(samples) - L0();
+}
+
+std::vector<double> SensitivityData::omega() const {
+  const size_t N = n();
+  std::vector<double> om(N * N, 0.0);
+  for (size_t s = 0; s < layers; ++s)
+    for (size_t c = 0; c < candidates; ++c) {
+      const size_t a = s * candidates + c;
+      om[a * N + a] = single_delta(s, c);
+      for (size_t t = s + 1; t < layers; ++t) {
+        if (!pair_measured(s, t)) continue;
+        for (size_t d = 0; d < candidates; ++d) {
+          const size_t b = t * candidates + d;
+          const double cross = pair_delta(s, c, t, d) - single_delta(s, c) - single_delta(t, d);
+          om[a * N + b] = om[b * N + a] = cross / 2;
+        }
+      }
+    }
+  return om;
+}
+
+SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space,
+                                    const ActivationStats& stats, const Dataset& data,
+                                    const SensitivityOptions& o) {
+  const auto t_start = clock_type::now();
+  check(data.size() > 0, data.description(), "dataset is empty");
+  check(graph.inputs.size() == 1 && graph.outputs.size() >= 1, graph.source,
+        "sensitivity needs a model with one input and a logits output");
+  const size_t samples = std::min(o.samples, data.size());
+  std::vector<size_t> subset = random_subset(data.size(), samples, o.seed);
+
+  // The quantized base model and the layers inside the executor's (optimised) graph.
+  Graph qgraph = apply_quant(graph, base_config(graph, space, stats));
+  Executor ex(qgraph, Impl::fast);
+  const Graph& eg = ex.graph();
+  const size_t L = space.num_searched(), C = space.num_candidates();
+  std::vector<int> node_of(L, -1), weight_of(L, -1);
+  std::vector<std::vector<Tensor>> wq(L);
+  for (size_t s = 0; s < L; ++s) {
+    const QuantLayer& l = space.all[space.searched[s]];
+    for (size_t n = 0; n < eg.nodes.size(); ++n)
+      if (eg.nodes[n].name == l.name) node_of[s] = static_cast<int>(n);
+    check(node_of[s] >= 0, graph.source, "layer '" + l.name + "' not found after optimisation");
+    weight_of[s] = eg.nodes[node_of[s]].inputs[1];
+    const Tensor& w = graph.constant(l.weight);
+    for (const auto& c : space.candidates)
+      wq[s].push_back(fake_quantize_weight(
+          w, choose_weight_quant(w, c.scheme, c.bits, ScaleMethod::mse, true, l.row_axis),
+          l.row_axis));
+  }
+  // Process layers in graph order so a pair (s, t) runs the smaller descendant set of t.
+  for (size_t s = 1; s < L; ++s)
+    check(node_of[s] > node_of[s - 1], graph.source, "searched layers out of graph order");
+  std::vector<std::vector<int>> desc(L), desc_written(L);
+  for (size_t s = 0; s < L; ++s) {
+    desc[s] = descendants(eg, node_of[s]);
+    desc_written[s] = written_values(eg, desc[s]);
+  }
+
+  // Chunks: bounded by the memory limit (three layers of cached activations per sample).
+  size_t chunk = o.chunk;
+  if (chunk == 0) {
+    ModelSummary sum = summarize(qgraph);
+    double per_sample = 0;
+    for (const auto& n : sum.nodes)
+      per_sample += 4.0 * static_cast<double>(shape_numel(n.output_shape));
+    chunk = static_cast<size_t>(std::max(1.0, o.mem_limit / (3.0 * std::max(per_sample, 1.0))));
+    chunk = std::min<size_t>(chunk, 512);
+  }
+  std::vector<size_t> chunk_sizes;
+  for (size_t first = 0; first < samples; first += chunk)
+    chunk_sizes.push_back(std::min(chunk, samples - first));
+
+  SensitivityData d;
+  d.header = make_header(graph, space, o, chunk_sizes);
+  if (o.resume && !o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
+    d = load_sensitivity(o.checkpoint);
+    nlohmann::json want = make_header(graph, space, o, chunk_sizes);
+    check(d.header == want, o.checkpoint,
+          "was made with other settings (model, candidates, samples, seed or loss); remove it or "
+          "run without --resume");
+  } else {
+    d.layers = L;
+    d.candidates = C;
+    d.chunks = chunk_sizes.size();
+    d.samples = samples;
+    d.chunk_sizes = chunk_sizes;
+    d.base.assign(d.chunks, 0);
+    d.single.assign(d.chunks, std::vector<double>(L * C, 0));
+    d.pair.assign(d.chunks, std::vector<double>(L * C * L * C, 0));
+    d.done.assign(d.chunks, std::vector<uint8_t>(L, 0));
+  }
+
+  std::unique_ptr<Executor> fp;
+  if (o.loss == SensitivityLoss::kl) fp = std::make_unique<Executor>(graph, Impl::fast);
+  std::vector<double> node_macs_per_sample(eg.nodes.size(), 0);
+  double full_macs = 0;
+  ScratchEnv lvl1, lvl2;
+  size_t first = 0;
+  for (size_t k = 0; k < d.chunks; first += chunk_sizes[k], ++k) {
+    bool all_done = true;
+    for (uint8_t x : d.done[k]) all_done = all_done && x;
+    if (all_done && full_macs > 0) continue;
+    std::vector<size_t> idx(subset.begin() + first, subset.begin() + first + chunk_sizes[k]);
+    Batch batch = data.get(idx);
+    try {
+      ex.check_input(0, batch.images);
+    } catch (const Error& e) {
+      throw Error(data.description(), "does not fit the model: " + std::string(e.what()));
+    }
+    Tensor reference;
+    if (fp) reference = fp->run({batch.images})[0].clone();
+    auto base = ex.environment();
+    base[eg.inputs[0]] = batch.images;
+    ex.run_range(base);
+    const int out = eg.outputs[0];
+    const double n_k = static_cast<double>(chunk_sizes[k]);
+    if (full_macs == 0) {
+      for (size_t n = 0; n < eg.nodes.size(); ++n) {
+        std::vector<Shape> in_shapes;
+        for (int v : eg.nodes[n].inputs) in_shapes.push_back(v >= 0 ? base[v].shape() : Shape{});
+        node_macs_per_sample[n] =
+            static_cast<double>(
+                node_macs(eg.nodes[n], in_shapes, base[eg.nodes[n].outputs[0]].shape())) /
+            n_k;
+        full_macs += node_macs_per_sample[n];
+      }
+    }
+    if (all_done) continue;
+    d.base[k] = loss_sum(base[out], batch.labels, fp ? &reference : nullptr, o.loss);
+    auto macs_of = [&](const std::vector<int>& nodes) {
+      double m = 0;
+      for (int n : nodes) m += node_macs_per_sample[n];
+      return m * n_k;
+    };
+    for (size_t s = 0; s < L; ++s) {
+      if (d.done[k][s]) continue;
+      const auto t0 = clock_type::now();
+      double evals = 0;
+      for (size_t c = 0; c < C; ++c) {
+        lvl1.prepare(base, desc_written[s]);
+        lvl1.env[weight_of[s]] = wq[s][c];
+        run_nodes(ex, lvl1.env, desc[s]);
+        d.single[k][s * C + c] =
+            loss_sum(lvl1.env[out], batch.labels, fp ? &reference : nullptr, o.loss);
+        d.executed_macs += macs_of(desc[s]);
+        evals += 1;
+        for (size_t t = s + 1; o.pairs && t < L; ++t) {
+          if (o.pair_window > 0 && static_cast<int>(t - s) > o.pair_window) break;
+          for (size_t c2 = 0; c2 < C; ++c2) {
+            lvl2.prepare(lvl1.env, desc_written[t]);
+            lvl2.env[weight_of[t]] = wq[t][c2];
+            run_nodes(ex, lvl2.env, desc[t]);
+            const size_t a = s * C + c, b = t * C + c2;
+            d.pair[k][a * L * C + b] =
+                loss_sum(lvl2.env[out], batch.labels, fp ? &reference : nullptr, o.loss);
+            lvl2.finish(desc_written[t]);
+            d.executed_macs += macs_of(desc[t]);
+            evals += 1;
+          }
+        }
+        lvl1.finish(desc_written[s]);
+      }
+      d.evaluations += evals;
+      d.naive_macs += evals * full_macs * n_k;
+      d.done[k][s] = 1;
+      const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+      d.seconds += secs;
+      if (!o.checkpoint.empty()) save_sensitivity(d, o.checkpoint);
+      if (o.progress)
+        o.progress(fmt::format("chunk {}/{} layer {}/{} ({}): {} evaluations, {:.1f} evals/s",
+                               k + 1, d.chunks, s + 1, L, space.all[space.searched[s]].name, evals,
+                               evals / std::max(secs, 1e-9)));
+    }
+  }
+  (void)t_start;
+  return d;
+}
+
+// File layout (little-endian): 8-byte magic "MIXQOMG1", u64 header length, header JSON (with
+// layers, candidates, chunk sizes), u64 counters length + counters JSON, then per chunk:
+// f64 base, f64[L*C] single, f64[(L*C)^2] pair, u8[L] done.
+void save_sensitivity(const SensitivityData& d, const std::string& path) {
+  std::string out = "MIXQOMG1";
+  auto put_u64 = [&](uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); };
+  auto put_f64s = [&](const double* p, size_t n) {
+    out.append(reinterpret_cast<const char*>(p), n * sizeof(double));
+  };
+  const std::string header = d.header.dump();
+  put_u64(header.size());
+  out += header;
+  const std::string counters = nlohmann::json{
+      {"executed_macs", d.executed_macs},
+      {"naive_macs", d.naive_macs},
+      {"evaluations", d.evaluations},
+      {"seconds", d.seconds}}.dump();
+  put_u64(counters.size());
+  out += counters;
+  for (size_t k = 0; k < d.chunks; ++k) {
+    put_f64s(&d.base[k], 1);
+    put_f64s(d.single[k].data(), d.single[k].size());
+    put_f64s(d.pair[k].data(), d.pair[k].size());
+    out.append(reinterpret_cast<const char*>(d.done[k].data()), d.done[k].size());
+  }
+  write_file_atomic(path, out);
+}
+
+SensitivityData load_sensitivity(const std::string& path) {
+  const std::string bytes = read_file(path);
+  size_t pos = 0;
+  auto need = [&](size_t n) { check(pos + n <= bytes.size(), path, "truncated sensitivity file"); };
+  need(8);
+  check(bytes.compare(0, 8, "MIXQOMG1") == 0, path, "not a mixq sensitivity file (bad magic)");
+  pos = 8;
+  auto get_u64 = [&]() {
+    need(8);
+    uint64_t v;
+    std::memcpy(&v, bytes.data() + pos, 8);
+    pos += 8;
+    return v;
+  };
+  auto get_json = [&]() {
+    const uint64_t n = get_u64();
+    need(n);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(bytes.substr(pos, n));
+    } catch (const nlohmann::json::exception&) {
+      throw Error(path, "corrupt sensitivity file header");
+    }
+    pos += n;
+    return j;
+  };
+  SensitivityData d;
+  d.header = get_json();
+  check(d.header.value("format", "") == "mixq-sensitivity", path, "not a mixq sensitivity file");
+  check(d.header.value("version", 0) == SensitivityData::kVersion, path,
+        "unsupported sensitivity file version");
+  nlohmann::json counters = get_json();
+  try {
+    d.layers = d.header.at("layers").size();
+    d.candidates = d.header.at("candidates").size();
+    d.chunk_sizes = d.header.at("chunks").get<std::vector<size_t>>();
+    d.executed_macs = counters.at("executed_macs");
+    d.naive_macs = counters.at("naive_macs");
+    d.evaluations = counters.at("evaluations");
+    d.seconds = counters.at("seconds");
+  } catch (const nlohmann::json::exception&) {
+    throw Error(path, "corrupt sensitivity file header");
+  }
+  check(d.layers > 0 && d.candidates > 0 && d.layers * d.candidates < 100000, path,
+        "absurd layer or candidate count");
+  d.chunks = d.chunk_sizes.size();
+  d.samples = 0;
+  for (size_t c : d.chunk_sizes) d.samples += c;
+  check(d.samples > 0, path, "no samples");
+  const size_t n = d.n();
+  for (size_t k = 0; k < d.chunks; ++k) {
+    need(8 * (1 + n + n * n) + d.layers);
+    d.base.push_back(0);
+    std::memcpy(&d.base.back(), bytes.data() + pos, 8);
+    pos += 8;
+    d.single.emplace_back(n);
+    std::memcpy(d.single.back().data(), bytes.data() + pos, 8 * n);
+    pos += 8 * n;
+    d.pair.emplace_back(n * n);
+    std::memcpy(d.pair.back().data(), bytes.data() + pos, 8 * n * n);
+    pos += 8 * n * n;
+    d.done.emplace_back(bytes.begin() + pos, bytes.begin() + pos + d.layers);
+    pos += d.layers;
+  }
+  check(pos == bytes.size(), path, "trailing bytes after the data");
+  return d;
+}
+
+nlohmann::json sensitivity_to_json(const SensitivityData& d) {
+  nlohmann::json j = d.header;
+  j["complete"] = d.complete();
+  if (d.complete()) j["L0"] = d.L0();
+  j["executed_macs"] = d.executed_macs;
+  j["naive_macs"] = d.naive_macs;
+  j["evaluations"] = d.evaluations;
+  j["seconds"] = d.seconds;
+  if (!d.complete()) return j;
+  nlohmann::json single = nlohmann::json::array();
+  for (size_t s = 0; s < d.layers; ++s) {
+    nlohmann::json row = nlohmann::json::array();
+    for (size_t c = 0; c < d.candidates; ++c) row.push_back(d.single_delta(s, c));
+    single.push_back(row);
+  }
+  j["single_delta"] = single;
+  const auto om = d.omega();
+  const size_t n = d.n();
+  nlohmann::json omega = nlohmann::json::array();
+  for (size_t a = 0; a < n; ++a)
+    omega.push_back(std::vector<double>(om.begin() + a * n, om.begin() + (a + 1) * n));
+  j["omega"] = omega;
+  return j;
+}
+
+}  // namespace mixq

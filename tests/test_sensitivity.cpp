@@ -1,0 +1,178 @@
+// CLADO measurements: Omega of a tiny network equals losses evaluated directly, the incremental
+// runs execute fewer MACs than full passes, and a resumed run equals an uninterrupted one.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "base/error.h"
+#include "data/batch_iterator.h"
+#include "eval/evaluate.h"
+#include "onnx/import.h"
+#include "quant/apply.h"
+#include "search/sensitivity.h"
+#include "support/gradcheck.h"
+#include "support/onnx_builder.h"
+#include "support/synthetic_data.h"
+
+using namespace mixq;
+using namespace mixq::test;
+
+namespace {
+
+// x[N,2,6,6] -> conv a -> relu -> conv b -> relu -> conv c (+ skip from a) -> relu -> GAP ->
+// Flatten -> Gemm(4 -> 3): five quantizable layers with a branch.
+Graph tiny_net() {
+  OnnxBuilder b;
+  b.input("x", {-1, 2, 6, 6}).output("y", {-1, 3});
+  auto conv = [&](const std::string& name, const std::string& in, const std::string& out,
+                  int64_t cin, uint32_t seed) {
+    b.initializer(name + "_w", random_tensor(DType::f32, {4, cin, 3, 3}, seed, 0.4));
+    b.initializer(name + "_b", random_tensor(DType::f32, {4}, seed + 100, 0.1));
+    auto& n = b.node("Conv", {in, name + "_w", name + "_b"}, {out}, name);
+    OnnxBuilder::attr(n, "pads", std::vector<int64_t>{1, 1, 1, 1});
+  };
+  conv("a", "x", "a_out", 2, 1);
+  b.node("Relu", {"a_out"}, {"a_r"}, "ra");
+  conv("b", "a_r", "b_out", 4, 2);
+  b.node("Relu", {"b_out"}, {"b_r"}, "rb");
+  conv("c", "b_r", "c_out", 4, 3);
+  b.node("Add", {"c_out", "a_r"}, {"sum"}, "add");
+  b.node("Relu", {"sum"}, {"c_r"}, "rc");
+  conv("d", "c_r", "d_out", 4, 4);
+  b.node("GlobalAveragePool", {"d_out"}, {"p"}, "gap");
+  b.node("Flatten", {"p"}, {"f"}, "flatten");
+  b.initializer("fc_w", random_tensor(DType::f32, {3, 4}, 5, 0.5));
+  b.initializer("fc_b", random_tensor(DType::f32, {3}, 6, 0.1));
+  auto& g = b.node("Gemm", {"f", "fc_w", "fc_b"}, {"y"}, "fc");
+  OnnxBuilder::attr(g, "transB", int64_t{1});
+  return load_onnx_bytes(b.bytes(), "tiny");
+}
+
+// Mean cross-entropy over the sensitivity subset for a config, evaluated from scratch.
+double direct_loss(const Graph& g, const QuantConfig& cfg, const Dataset& data,
+                   const std::vector<size_t>& subset) {
+  Executor ex(apply_quant(g, cfg), Impl::reference);
+  Batch b = data.get(subset);
+  Metrics m;
+  m.add(ex.run({b.images})[0], b.labels, "direct");
+  return m.result().loss;
+}
+
+}  // namespace
+
+TEST(Sensitivity, OmegaEqualsDirectLossEvaluations) {
+  Graph g = tiny_net();
+  SyntheticDataset data(96, {2, 6, 6}, 3, 7);
+  auto space = make_search_space(g, parse_candidates("w2,w3,w8", "test"), true, 8);
+  ASSERT_EQ(space.num_searched(), 5u);
+  ObserveOptions oo;
+  oo.samples = 64;
+  ActivationStats stats = observe_activations(g, data, oo);
+  SensitivityOptions so;
+  so.samples = 40;
+  so.chunk = 16;  // three chunks: 16, 16, 8
+  so.seed = 3;
+  SensitivityData d = measure_sensitivity(g, space, stats, data, so);
+  ASSERT_TRUE(d.complete());
+  EXPECT_EQ(d.chunks, 3u);
+  auto subset = random_subset(data.size(), 40, 3);
+
+  // The base: every searched layer float, activations quantized.
+  auto config_for = [&](std::vector<int> choice) {
+    QuantConfig cfg = assignment_config(g, space, std::vector<int>(5, 0), &stats);
+    for (size_t s = 0; s < 5; ++s) {
+      QuantConfig one =
+          assignment_config(g, space, std::vector<int>(5, std::max(choice[s], 0)), &stats);
+      cfg.layers[space.searched[s]].rows =
+          choice[s] < 0 ? std::vector<RowQuant>{} : one.layers[space.searched[s]].rows;
+    }
+    return cfg;
+  };
+  const double L0 = direct_loss(g, config_for({-1, -1, -1, -1, -1}), data, subset);
+  EXPECT_NEAR(d.L0(), L0, 1e-5);
+  for (size_t s = 0; s < 5; ++s)
+    for (size_t c = 0; c < 3; ++c) {
+      std::vector<int> choice(5, -1);
+      choice[s] = static_cast<int>(c);
+      EXPECT_NEAR(d.single_delta(s, c), direct_loss(g, config_for(choice), data, subset) - L0, 2e-5)
+          << s << "," << c;
+    }
+  for (auto [s, t] : {std::pair{0, 1}, {0, 4}, {1, 2}, {2, 3}, {3, 4}})
+    for (size_t c = 0; c < 3; ++c)
+      for (size_t e = 0; e < 3; ++e) {
+        std::vector<int> choice(5, -1);
+        choice[s] = static_cast<int>(c);
+        choice[t] = static_cast<int>(e);
+        EXPECT_NEAR(d.pair_delta(s, c, t, e), direct_loss(g, config_for(choice), data, subset) - L0,
+                    2e-5)
+            << s << "," << c << " " << t << "," << e;
+      }
+  // Omega reproduces single + pair terms: x' Omega x = d_s + d_t + cross for a two-layer choice.
+  auto om = d.omega();
+  const size_t n = d.n();
+  const size_t a = 1 * 3 + 0, b = 3 * 3 + 2;
+  const double pred = om[a * n + a] + om[b * n + b] + 2 * om[a * n + b];
+  EXPECT_NEAR(pred, d.pair_delta(1, 0, 3, 2), 1e-9);
+  // Only descendants run: fewer MACs than a full forward per evaluation.
+  EXPECT_LT(d.executed_macs, 0.9 * d.naive_macs);
+}
+
+TEST(Sensitivity, ResumeEqualsUninterrupted) {
+  Graph g = tiny_net();
+  SyntheticDataset data(64, {2, 6, 6}, 3, 9);
+  auto space = make_search_space(g, parse_candidates("w2,w4", "test"), false, 8);
+  ObserveOptions oo;
+  oo.samples = 32;
+  ActivationStats stats = observe_activations(g, data, oo);
+  TempDir dir;
+  SensitivityOptions so;
+  so.samples = 48;
+  so.chunk = 16;
+  so.checkpoint = dir.file("full.mixq");
+  SensitivityData full = measure_sensitivity(g, space, stats, data, so);
+
+  // Interrupt after four units of work, then resume.
+  so.checkpoint = dir.file("part.mixq");
+  int units = 0;
+  so.progress = [&](const std::string&) {
+    if (++units == 4) throw std::runtime_error("interrupted");
+  };
+  EXPECT_THROW(measure_sensitivity(g, space, stats, data, so), std::runtime_error);
+  SensitivityData partial = load_sensitivity(dir.file("part.mixq"));
+  EXPECT_FALSE(partial.complete());
+  so.progress = nullptr;
+  so.resume = true;
+  SensitivityData resumed = measure_sensitivity(g, space, stats, data, so);
+  ASSERT_TRUE(resumed.complete());
+  EXPECT_EQ(resumed.omega(), full.omega());  // bit-identical
+  // The file on disk holds the same numbers.
+  EXPECT_EQ(load_sensitivity(dir.file("part.mixq")).omega(), full.omega());
+
+  // Resuming with other settings is refused.
+  so.samples = 32;
+  EXPECT_THROW(measure_sensitivity(g, space, stats, data, so), Error);
+}
+
+TEST(Sensitivity, CorruptFilesAreRefused) {
+  TempDir dir;
+  auto write = [&](const std::string& bytes) {
+    std::ofstream(dir.file("f.mixq"), std::ios::binary) << bytes;
+    return dir.file("f.mixq");
+  };
+  EXPECT_THROW(load_sensitivity(write("")), Error);
+  EXPECT_THROW(load_sensitivity(write("NOTOMEGA12345678")), Error);
+  EXPECT_THROW(load_sensitivity(write(std::string("MIXQOMG1") + std::string(8, '\xff'))), Error);
+}
+
+TEST(Sensitivity, CandidatesParse) {
+  auto c = parse_candidates("w2,w4-sp2,w8", "--candidates");
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_EQ(c[1].bits, 4);
+  EXPECT_EQ(c[1].scheme, Scheme::sp2);
+  EXPECT_THROW(parse_candidates("w9", "--candidates"), Error);
+  EXPECT_THROW(parse_candidates("x4", "--candidates"), Error);
+  EXPECT_THROW(parse_candidates("w4,w4", "--candidates"), Error);
+  EXPECT_THROW(parse_candidates("w4-fp", "--candidates"), Error);
+}
