@@ -79,16 +79,10 @@ TEST(Sensitivity, OmegaEqualsDirectLossEvaluations) {
   EXPECT_EQ(d.chunks, 3u);
   auto subset = random_subset(data.size(), 40, 3);
 
-  // The base: every searched layer float, activations quantized.
+  // -1: the layer's weights stay float (the base); activations always quantized.
+  const InputQuants inputs = input_quants(space, stats);
   auto config_for = [&](std::vector<int> choice) {
-    QuantConfig cfg = assignment_config(g, space, std::vector<int>(5, 0), &stats);
-    for (size_t s = 0; s < 5; ++s) {
-      QuantConfig one =
-          assignment_config(g, space, std::vector<int>(5, std::max(choice[s], 0)), &stats);
-      cfg.layers[space.searched[s]].rows =
-          choice[s] < 0 ? std::vector<RowQuant>{} : one.layers[space.searched[s]].rows;
-    }
-    return cfg;
+    return assignment_config(g, space, choice, &inputs);
   };
   const double L0 = direct_loss(g, config_for({-1, -1, -1, -1, -1}), data, subset);
   EXPECT_NEAR(d.L0(), L0, 1e-5);

@@ -51,14 +51,7 @@ json to_json(const QuantConfig& c) {
       w["scales"] = scales;
       lj["weight"] = w;
     }
-    if (l.input) {
-      const ActQuant& a = *l.input;
-      lj["input"] = {{"bits", a.bits},
-                     {"scale", a.scale},
-                     {"zero_point", a.zero_point},
-                     {"qmin", a.qmin},
-                     {"qmax", a.qmax}};
-    }
+    if (l.input) lj["input"] = act_quant_to_json(*l.input);
     j["layers"].push_back(lj);
   }
   return j;
@@ -77,6 +70,30 @@ T get(const json& j, const char* key, const std::string& where) {
 }
 
 }  // namespace
+
+json act_quant_to_json(const ActQuant& a) {
+  return {{"bits", a.bits},
+          {"scale", a.scale},
+          {"zero_point", a.zero_point},
+          {"qmin", a.qmin},
+          {"qmax", a.qmax}};
+}
+
+ActQuant act_quant_from_json(const json& a, const std::string& where) {
+  ActQuant q;
+  q.bits = get<int>(a, "bits", where);
+  q.scale = get<float>(a, "scale", where);
+  q.zero_point = get<int32_t>(a, "zero_point", where);
+  q.qmin = get<int32_t>(a, "qmin", where);
+  q.qmax = get<int32_t>(a, "qmax", where);
+  check(q.bits >= 2 && q.bits <= 16, where, "activation bits outside 2..16");
+  check(q.scale > 0 && std::isfinite(q.scale), where, "activation scale must be positive");
+  check(q.qmin < q.qmax && q.zero_point >= q.qmin && q.zero_point <= q.qmax, where,
+        "activation qmin/qmax/zero_point inconsistent");
+  check(q.qmax - q.qmin <= (int64_t{1} << q.bits) - 1, where,
+        "activation range wider than its bits");
+  return q;
+}
 
 QuantConfig quant_config_from_json(const json& j, const std::string& where) {
   check(j.is_object(), where, "not a JSON object");
@@ -116,22 +133,7 @@ QuantConfig quant_config_from_json(const json& j, const std::string& where) {
         l.rows.push_back({parse_scheme(schemes[r], lw), bits[r], scales[r]});
       }
     }
-    if (lj.contains("input")) {
-      const json& a = lj["input"];
-      ActQuant q;
-      q.bits = get<int>(a, "bits", lw);
-      q.scale = get<float>(a, "scale", lw);
-      q.zero_point = get<int32_t>(a, "zero_point", lw);
-      q.qmin = get<int32_t>(a, "qmin", lw);
-      q.qmax = get<int32_t>(a, "qmax", lw);
-      check(q.bits >= 2 && q.bits <= 16, lw, "activation bits outside 2..16");
-      check(q.scale > 0 && std::isfinite(q.scale), lw, "activation scale must be positive");
-      check(q.qmin < q.qmax && q.zero_point >= q.qmin && q.zero_point <= q.qmax, lw,
-            "activation qmin/qmax/zero_point inconsistent");
-      check(q.qmax - q.qmin <= (int64_t{1} << q.bits) - 1, lw,
-            "activation range wider than its bits");
-      l.input = q;
-    }
+    if (lj.contains("input")) l.input = act_quant_from_json(lj["input"], lw);
     c.layers.push_back(std::move(l));
   }
   return c;

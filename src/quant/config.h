@@ -29,6 +29,8 @@ struct QuantConfig {
 };
 
 nlohmann::json to_json(const QuantConfig& c);
+nlohmann::json act_quant_to_json(const ActQuant& a);
+ActQuant act_quant_from_json(const nlohmann::json& j, const std::string& where);
 // `where` names the source in errors (a file path).
 QuantConfig quant_config_from_json(const nlohmann::json& j, const std::string& where);
 QuantConfig load_quant_config(const std::string& path);

@@ -69,34 +69,87 @@ SearchSpace make_search_space(const Graph& g, std::vector<CandidateSpec> candida
   return sp;
 }
 
+InputQuants input_quants(const SearchSpace& space, const ActivationStats& stats,
+                         ObserverKind observer) {
+  InputQuants q;
+  std::vector<bool> searched(space.all.size(), false);
+  for (int i : space.searched) searched[i] = true;
+  for (size_t i = 0; i < space.all.size(); ++i) {
+    const int bits = searched[i] ? space.abits : std::max(space.abits, space.edge_bits);
+    q[space.all[i].name] = input_quant(stats, space.all[i].name, bits, observer, 99.99);
+  }
+  return q;
+}
+
+nlohmann::json input_quants_to_json(const InputQuants& q) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, a] : q) j[name] = act_quant_to_json(a);
+  return j;
+}
+
+InputQuants input_quants_from_json(const nlohmann::json& j, const std::string& where) {
+  check(j.is_object(), where, "activation quantizers missing");
+  InputQuants q;
+  for (auto it = j.begin(); it != j.end(); ++it)
+    q[it.key()] = act_quant_from_json(it.value(), where + ": activation of '" + it.key() + "'");
+  return q;
+}
+
 QuantConfig assignment_config(const Graph& g, const SearchSpace& space,
-                              const std::vector<int>& choice, const ActivationStats* stats,
-                              ObserverKind observer) {
+                              const std::vector<int>& choice, const InputQuants* inputs) {
   check(choice.size() == space.num_searched(), "allocation", "one choice per searched layer");
   QuantConfig cfg;
   cfg.model = g.source;
-  std::vector<int> of_layer(space.all.size(), -1);
+  std::vector<int> of_layer(space.all.size(), -2);  // -2: not searched
   for (size_t s = 0; s < space.searched.size(); ++s) of_layer[space.searched[s]] = choice[s];
   for (size_t i = 0; i < space.all.size(); ++i) {
     const QuantLayer& l = space.all[i];
     LayerConfig lc;
     lc.name = l.name;
-    Scheme scheme = Scheme::fixed;
-    int bits = space.edge_bits;
-    if (of_layer[i] >= 0) {
-      const CandidateSpec& c = space.candidates.at(of_layer[i]);
-      scheme = c.scheme;
-      bits = c.bits;
+    if (of_layer[i] != -1) {
+      Scheme scheme = Scheme::fixed;
+      int bits = space.edge_bits;
+      if (of_layer[i] >= 0) {
+        const CandidateSpec& c = space.candidates.at(of_layer[i]);
+        scheme = c.scheme;
+        bits = c.bits;
+      }
+      lc.rows = choose_weight_quant(g.constant(l.weight), scheme, bits, ScaleMethod::mse, true,
+                                    l.row_axis);
     }
-    lc.rows =
-        choose_weight_quant(g.constant(l.weight), scheme, bits, ScaleMethod::mse, true, l.row_axis);
-    if (stats && space.abits > 0) {
-      const int abits = of_layer[i] >= 0 ? space.abits : std::max(space.abits, space.edge_bits);
-      lc.input = input_quant(*stats, l.name, abits, observer, 99.99);
+    if (inputs) {
+      auto it = inputs->find(l.name);
+      check(it != inputs->end(), "allocation", "no activation quantizer for '" + l.name + "'");
+      lc.input = it->second;
     }
     cfg.layers.push_back(std::move(lc));
   }
   return cfg;
+}
+
+SearchSpace search_space_from_header(const Graph& g, const nlohmann::json& header,
+                                     const std::string& where) {
+  std::vector<std::string> layers, cands;
+  try {
+    layers = header.at("layers").get<std::vector<std::string>>();
+    cands = header.at("candidates").get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(where, "header lacks layers or candidates");
+  }
+  std::string list;
+  for (const auto& c : cands) list += (list.empty() ? "" : ",") + c;
+  SearchSpace sp =
+      make_search_space(g, parse_candidates(list, where), true, header.value("abits", 8));
+  sp.edge_bits = header.value("edge_bits", 8);
+  sp.searched.clear();
+  for (const auto& name : layers) {
+    int found = -1;
+    for (size_t i = 0; i < sp.all.size(); ++i)
+      if (sp.all[i].name == name) found = static_cast<int>(i);
+    check(found >= 0, where, "layer '" + name + "' is not a quantizable layer of " + g.source);
+    sp.searched.push_back(found);
+  }
+  return sp;
 }
 
 }  // namespace mixq

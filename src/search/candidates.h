@@ -41,11 +41,22 @@ struct SearchSpace {
 SearchSpace make_search_space(const Graph& g, std::vector<CandidateSpec> candidates,
                               bool include_edges, int abits);
 
-// The config of an assignment: searched layer s gets candidate choice[s] (per-row MSE scales),
-// other layers `edge_bits` fixed; every layer's input gets the calibrated activation quantizer
-// at `abits` (skipped when stats is null).
+// Activation quantizer of every layer's input: searched layers at `abits`, the others at
+// max(abits, edge_bits).
+using InputQuants = std::map<std::string, ActQuant>;
+InputQuants input_quants(const SearchSpace& space, const ActivationStats& stats,
+                         ObserverKind observer = ObserverKind::mse);
+nlohmann::json input_quants_to_json(const InputQuants& q);
+InputQuants input_quants_from_json(const nlohmann::json& j, const std::string& where);
+
+// The config of an assignment: searched layer s gets candidate choice[s] (per-row MSE scales;
+// -1 leaves its weights float), other layers `edge_bits` fixed; inputs quantized as given
+// (float when inputs is null).
 QuantConfig assignment_config(const Graph& g, const SearchSpace& space,
-                              const std::vector<int>& choice, const ActivationStats* stats,
-                              ObserverKind observer = ObserverKind::mse);
+                              const std::vector<int>& choice, const InputQuants* inputs);
+
+// Rebuilds the search space recorded in a sensitivity file's header for this model.
+SearchSpace search_space_from_header(const Graph& g, const nlohmann::json& header,
+                                     const std::string& where);
 
 }  // namespace mixq

@@ -21,11 +21,8 @@ using clock_type = std::chrono::steady_clock;
 
 // Base config: activation quantization everywhere, searched layers' weights float, the other
 // layers' weights at the edge bits.
-QuantConfig base_config(const Graph& g, const SearchSpace& space, const ActivationStats& stats) {
-  std::vector<int> dummy(space.num_searched(), 0);
-  QuantConfig cfg = assignment_config(g, space, dummy, &stats);
-  for (int i : space.searched) cfg.layers[i].rows.clear();
-  return cfg;
+QuantConfig base_config(const Graph& g, const SearchSpace& space, const InputQuants& inputs) {
+  return assignment_config(g, space, std::vector<int>(space.num_searched(), -1), &inputs);
 }
 
 // Nodes reachable from node n (n included), in topological order.
@@ -106,7 +103,8 @@ void run_nodes(Executor& ex, std::vector<Tensor>& env, const std::vector<int>& n
 }
 
 nlohmann::json make_header(const Graph& g, const SearchSpace& space, const SensitivityOptions& o,
-                           const std::vector<size_t>& chunk_sizes) {
+                           const std::vector<size_t>& chunk_sizes, const InputQuants& inputs) {
+  const nlohmann::json acts = input_quants_to_json(inputs);
   nlohmann::json layers = nlohmann::json::array(), cands = nlohmann::json::array();
   for (int i : space.searched) layers.push_back(space.all[i].name);
   for (const auto& c : space.candidates) cands.push_back(c.name);
@@ -122,7 +120,8 @@ nlohmann::json make_header(const Graph& g, const SearchSpace& space, const Sensi
           {"seed", o.seed},
           {"loss", o.loss == SensitivityLoss::kl ? "kl" : "ce"},
           {"pairs", o.pairs},
-          {"pair_window", o.pair_window}};
+          {"pair_window", o.pair_window},
+          {"activations", acts}};
 }
 
 }  // namespace
@@ -190,7 +189,8 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
   std::vector<size_t> subset = random_subset(data.size(), samples, o.seed);
 
   // The quantized base model and the layers inside the executor's (optimised) graph.
-  Graph qgraph = apply_quant(graph, base_config(graph, space, stats));
+  const InputQuants inputs = input_quants(space, stats);
+  Graph qgraph = apply_quant(graph, base_config(graph, space, inputs));
   Executor ex(qgraph, Impl::fast);
   const Graph& eg = ex.graph();
   const size_t L = space.num_searched(), C = space.num_candidates();
@@ -232,10 +232,10 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
     chunk_sizes.push_back(std::min(chunk, samples - first));
 
   SensitivityData d;
-  d.header = make_header(graph, space, o, chunk_sizes);
+  d.header = make_header(graph, space, o, chunk_sizes, inputs);
   if (o.resume && !o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
     d = load_sensitivity(o.checkpoint);
-    nlohmann::json want = make_header(graph, space, o, chunk_sizes);
+    nlohmann::json want = make_header(graph, space, o, chunk_sizes, inputs);
     check(d.header == want, o.checkpoint,
           "was made with other settings (model, candidates, samples, seed or loss); remove it or "
           "run without --resume");
