@@ -3,14 +3,48 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "passes/optimize.h"
 
 namespace mixq {
+namespace {
 
-Executor::Executor(const Graph& graph, Impl impl) : graph_(graph) {
+// For each node, whether run() may let it accumulate its fused sum into inputs[3]'s buffer:
+// that value must be computed by the graph (not an input or constant, whose tensors belong to
+// the caller), not be a graph output, be read by no later node, and not be another input of
+// the node itself (the conv would overwrite what it reads).
+std::vector<bool> in_place_sums(const Graph& g) {
+  std::vector<int> last_reader(g.values.size(), -1);
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int v : g.nodes[i].inputs)
+      if (v >= 0) last_reader[v] = static_cast<int>(i);
+  std::vector<bool> caller_owned(g.values.size(), false);
+  for (int v : g.inputs) caller_owned[v] = true;
+  for (int v : g.outputs) caller_owned[v] = true;
+  std::vector<bool> ok(g.nodes.size(), false);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (n.get_int("mixq_sum", 0) == 0 || !n.has_input(3) || n.outputs.empty()) continue;
+    const int s = n.inputs[3];
+    const int uses = static_cast<int>(std::count(n.inputs.begin(), n.inputs.end(), s));
+    ok[i] = !caller_owned[s] && !g.is_constant(s) && g.values[s].producer >= 0 &&
+            last_reader[s] == static_cast<int>(i) && uses == 1 && n.outputs[0] != s;
+  }
+  return ok;
+}
+
+}  // namespace
+
+Executor::Executor(const Graph& graph, Impl impl, bool optimize) : graph_(graph) {
+  if (optimize && impl == Impl::fast) {
+    OptimizeResult r = optimize_for_inference(graph_);
+    channels_last_ = std::move(r.channels_last_values);
+    optimized_ = true;
+  }
   kernels_.reserve(graph_.nodes.size());
   impl_names_.resize(graph_.nodes.size());
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
     kernels_.push_back(Registry::get().make(graph_.nodes[i], graph_, impl, &impl_names_[i]));
+  sum_in_place_ = in_place_sums(graph_);
 }
 
 std::vector<Tensor> Executor::environment() const {
@@ -33,6 +67,10 @@ void Executor::check_input(size_t i, const Tensor& t) const {
 }
 
 void Executor::run_range(std::vector<Tensor>& env, size_t first, size_t last) {
+  run_nodes(env, first, last, false);
+}
+
+void Executor::run_nodes(std::vector<Tensor>& env, size_t first, size_t last, bool in_place) {
   last = std::min(last, graph_.nodes.size());
   std::vector<const Tensor*> in;
   std::vector<Tensor*> out;
@@ -46,7 +84,17 @@ void Executor::run_range(std::vector<Tensor>& env, size_t first, size_t last) {
       in.push_back(v >= 0 ? &env[v] : nullptr);
     }
     for (int v : node.outputs) out.push_back(v >= 0 ? &env[v] : nullptr);
-    kernels_[i]->forward(in, out);
+    // The sum's tensor must be env's alone: a view or a caller's copy must not change.
+    const int s = node.has_input(3) ? node.inputs[3] : -1;
+    if (in_place && sum_in_place_[i] && env[s].unique()) {
+      Tensor spare = std::move(env[node.outputs[0]]);
+      env[node.outputs[0]] = env[s];
+      kernels_[i]->forward(in, out);
+      // The sum input is dead: it keeps the spare buffer for the next run, not the result.
+      env[s] = std::move(spare);
+    } else {
+      kernels_[i]->forward(in, out);
+    }
   }
 }
 
@@ -59,7 +107,7 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs) {
     check_input(i, inputs[i]);
     env_[graph_.inputs[i]] = inputs[i];
   }
-  run_range(env_);
+  run_nodes(env_, 0, graph_.nodes.size(), true);
   std::vector<Tensor> outs;
   for (int v : graph_.outputs) outs.push_back(env_[v]);
   return outs;
