@@ -32,6 +32,8 @@ int cli_main(int argc, char** argv) {
   cli::add_calibrate(app, action);
   cli::add_quantize(app, action);
   cli::add_sensitivity(app, action);
+  cli::add_allocate(app, action);
+  cli::add_sweep(app, action);
   std::string names;
   bool known = false;
   for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {

@@ -1,0 +1,93 @@
+#include "search/budget.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "base/error.h"
+
+namespace mixq {
+
+Budget parse_budget(const std::string& text, const std::string& where) {
+  struct Unit {
+    const char* suffix;
+    Budget::Kind kind;
+    double scale;
+  };
+  static const Unit units[] = {
+      {"bits", Budget::Kind::avg_bits, 1},  {"GBOPs", Budget::Kind::bops, 1e9},
+      {"MBOPs", Budget::Kind::bops, 1e6},   {"BOPs", Budget::Kind::bops, 1},
+      {"MB", Budget::Kind::bytes, 1 << 20}, {"KB", Budget::Kind::bytes, 1 << 10},
+      {"B", Budget::Kind::bytes, 1},
+  };
+  for (const Unit& u : units) {
+    const std::string suf = u.suffix;
+    if (text.size() <= suf.size() || text.compare(text.size() - suf.size(), suf.size(), suf))
+      continue;
+    const std::string num = text.substr(0, text.size() - suf.size());
+    double v = 0;
+    try {
+      size_t used = 0;
+      v = std::stod(num, &used);
+      check(used == num.size(), where, "bad number in budget '" + text + "'");
+    } catch (const std::logic_error&) {
+      throw Error(where, "bad number in budget '" + text + "'");
+    }
+    check(std::isfinite(v) && v > 0, where, "budget '" + text + "' must be positive");
+    if (u.kind == Budget::Kind::avg_bits)
+      check(v <= 32, where, "average bits '" + text + "' above 32");
+    return {u.kind, v * u.scale, text};
+  }
+  throw Error(where, "budget '" + text + "' needs a unit: bits, MB, KB, B, GBOPs, MBOPs, BOPs");
+}
+
+std::vector<Budget> parse_budgets(const std::string& text, const std::string& where) {
+  std::vector<Budget> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(parse_budget(item, where));
+  check(!out.empty(), where, "no budget given");
+  return out;
+}
+
+LinearBudget linearize(const Budget& b, const Graph& g, const SearchSpace& space) {
+  const size_t L = space.num_searched(), C = space.num_candidates();
+  LinearBudget lb;
+  lb.costs.resize(L * C);
+  std::vector<bool> searched(space.all.size(), false);
+  for (int i : space.searched) searched[i] = true;
+  switch (b.kind) {
+    case Budget::Kind::avg_bits:
+      for (size_t s = 0; s < L; ++s)
+        for (size_t c = 0; c < C; ++c) lb.costs[s * C + c] = space.size_bits(s, c);
+      lb.bound = b.value * space.searched_weights();
+      break;
+    case Budget::Kind::bytes: {
+      double fixed_bits = 0;
+      std::vector<bool> is_weight(g.values.size(), false);
+      for (size_t i = 0; i < space.all.size(); ++i) {
+        is_weight[space.all[i].weight] = true;
+        if (!searched[i]) fixed_bits += space.all[i].weight_count * double(space.edge_bits);
+      }
+      for (size_t v = 0; v < g.values.size(); ++v)
+        if (!is_weight[v] && g.values[v].constant && g.values[v].constant->dtype() == DType::f32)
+          fixed_bits += 32.0 * g.values[v].constant->numel();
+      for (size_t s = 0; s < L; ++s)
+        for (size_t c = 0; c < C; ++c) lb.costs[s * C + c] = space.size_bits(s, c);
+      lb.bound = b.value * 8 - fixed_bits;
+      break;
+    }
+    case Budget::Kind::bops: {
+      double fixed = 0;
+      for (size_t i = 0; i < space.all.size(); ++i)
+        if (!searched[i])
+          fixed += double(space.macs[i]) * space.edge_bits * std::max(space.abits, space.edge_bits);
+      for (size_t s = 0; s < L; ++s)
+        for (size_t c = 0; c < C; ++c) lb.costs[s * C + c] = space.bops(s, c);
+      lb.bound = b.value - fixed;
+      break;
+    }
+  }
+  return lb;
+}
+
+}  // namespace mixq

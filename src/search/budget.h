@@ -1,0 +1,32 @@
+// Budgets an allocation must meet, parsed from the command line:
+//   3.0bits     average weight bits over the searched layers
+//   2MB, 512KB  weight storage of the whole model (searched layers + fixed layers + float rest)
+//   1.2GBOPs    bit operations per sample of the whole model (MACs x b_w x b_a)
+#pragma once
+#include <string>
+#include <vector>
+
+#include "search/candidates.h"
+
+namespace mixq {
+
+struct Budget {
+  enum class Kind { avg_bits, bytes, bops };
+  Kind kind = Kind::avg_bits;
+  double value = 0;
+  std::string text;  // as given
+};
+
+Budget parse_budget(const std::string& text, const std::string& where);
+// Comma-separated list ("2.5bits,3bits").
+std::vector<Budget> parse_budgets(const std::string& text, const std::string& where);
+
+// The budget as a linear constraint over the searched layers' candidates: per-variable costs
+// (layer-major, candidate-minor) and the bound, after subtracting what the fixed part uses.
+struct LinearBudget {
+  std::vector<double> costs;
+  double bound = 0;
+};
+LinearBudget linearize(const Budget& b, const Graph& g, const SearchSpace& space);
+
+}  // namespace mixq
