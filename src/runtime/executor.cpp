@@ -1,5 +1,7 @@
 #include "runtime/executor.h"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "base/error.h"
@@ -31,6 +33,27 @@ std::vector<bool> in_place_sums(const Graph& g) {
   }
   return ok;
 }
+
+// In an optimised executor, nodes whose largest input holds fewer elements than this run on one
+// thread. Their work takes microseconds, and on busy shared cores a second thread that every
+// kernel's barrier waits for can cost milliseconds (oneDNN partitions work statically).
+constexpr int64_t kSerialBelow = int64_t{1} << 16;
+
+// Sets the OpenMP thread count of the calling thread for one scope.
+class ThreadLimit {
+ public:
+  ThreadLimit(bool active, int threads) : saved_(active ? omp_get_max_threads() : 0) {
+    if (active) omp_set_num_threads(threads);
+  }
+  ~ThreadLimit() {
+    if (saved_ > 0) omp_set_num_threads(saved_);
+  }
+  ThreadLimit(const ThreadLimit&) = delete;
+  ThreadLimit& operator=(const ThreadLimit&) = delete;
+
+ private:
+  int saved_;
+};
 
 }  // namespace
 
@@ -74,15 +97,19 @@ void Executor::run_nodes(std::vector<Tensor>& env, size_t first, size_t last, bo
   last = std::min(last, graph_.nodes.size());
   std::vector<const Tensor*> in;
   std::vector<Tensor*> out;
+  const bool threaded = optimized_ && omp_get_max_threads() > 1;
   for (size_t i = first; i < last; ++i) {
     const Node& node = graph_.nodes[i];
     in.clear();
     out.clear();
+    int64_t largest = 0;
     for (int v : node.inputs) {
       if (v >= 0 && !env[v].defined())
         throw Error(node.label(), "input '" + graph_.values[v].name + "' has not been computed");
       in.push_back(v >= 0 ? &env[v] : nullptr);
+      if (v >= 0) largest = std::max(largest, env[v].numel());
     }
+    ThreadLimit serial(threaded && largest < kSerialBelow, 1);
     for (int v : node.outputs) out.push_back(v >= 0 ? &env[v] : nullptr);
     // The sum's tensor must be env's alone: a view or a caller's copy must not change.
     const int s = node.has_input(3) ? node.inputs[3] : -1;
