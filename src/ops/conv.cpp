@@ -1,5 +1,7 @@
 // Conv and ConvTranspose: a plain N-D reference (the specification) and a oneDNN fast path for
-// f32 Conv with cached primitives and pre-reordered weights.
+// f32 Conv with cached primitives and pre-reordered weights. Backward: the reference serves both
+// ops (Conv's data gradient is ConvTranspose's forward and the other way round); the fast path
+// runs oneDNN's backward data and backward weights primitives, cached per shape.
 //
 // Internal attributes (set by graph passes, read here):
 //   mixq_activation = "Relu"  apply relu to the output
@@ -51,6 +53,8 @@ struct ConvAttrs {
     check(layout == "NCHW" || layout == "NHWC", node.label(), "unknown layout '" + layout + "'");
     nhwc = layout == "NHWC";
   }
+  // Fused forms come from inference passes; training runs the unfused graph.
+  bool fused() const { return relu || sum || nhwc; }
 };
 
 // Everything a kernel needs for one input shape; spatial vectors have rank sp.
@@ -285,6 +289,67 @@ void conv_transpose_reference(const ConvGeom& g, const T* x, const T* w, const T
     }
 }
 
+// The adjoint geometry: Conv's backward data is ConvTranspose's forward with the channel and
+// spatial roles of input and output exchanged, and the other way round (same W, strides,
+// dilations and leading pads; the loops bound positions by the extents, so trailing pads and
+// output_padding need no mirror).
+ConvGeom adjoint(const ConvGeom& g) {
+  ConvGeom s = g;
+  std::swap(s.c, s.m);
+  std::swap(s.in, s.out);
+  s.nhwc = false;
+  return s;
+}
+
+// dW[m, c, k] = sum over n and output positions of X[n, group(m) * cg + c, tap] * dY[n, m, o]
+// (channels first).
+template <class T>
+void conv_weight_grad(const ConvGeom& g, const T* x, const T* dy, T* dw) {
+  const Geom3 q(g);
+  const int64_t cg = g.c / g.group, mg = g.m / g.group;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t m = 0; m < g.m; ++m)
+    for (int64_t c = 0; c < cg; ++c) {
+      const int64_t ic = (m / mg) * cg + c;
+      for (int64_t kd = 0; kd < q.k[0]; ++kd)
+        for (int64_t kh = 0; kh < q.k[1]; ++kh)
+          for (int64_t kw = 0; kw < q.k[2]; ++kw) {
+            double acc = 0;
+            for (int64_t n = 0; n < g.n; ++n) {
+              const T* xp = x + (n * g.c + ic) * q.isz;
+              const T* dp = dy + (n * g.m + m) * q.osz;
+              for (int64_t od = 0; od < q.out[0]; ++od) {
+                const int64_t id = od * q.s[0] - q.p[0] + kd * q.d[0];
+                if (id < 0 || id >= q.in[0]) continue;
+                for (int64_t oh = 0; oh < q.out[1]; ++oh) {
+                  const int64_t ih = oh * q.s[1] - q.p[1] + kh * q.d[1];
+                  if (ih < 0 || ih >= q.in[1]) continue;
+                  for (int64_t ow = 0; ow < q.out[2]; ++ow) {
+                    const int64_t iw = ow * q.s[2] - q.p[2] + kw * q.d[2];
+                    if (iw < 0 || iw >= q.in[2]) continue;
+                    acc += static_cast<double>(xp[(id * q.in[1] + ih) * q.in[2] + iw]) *
+                           dp[(od * q.out[1] + oh) * q.out[2] + ow];
+                  }
+                }
+              }
+            }
+            dw[(m * cg + c) * q.ksz + (kd * q.k[1] + kh) * q.k[2] + kw] = static_cast<T>(acc);
+          }
+    }
+}
+
+// dB[m] = sum of dY over the batch and the positions of channel m (channels first).
+template <class T>
+void conv_bias_grad(int64_t n, int64_t m, int64_t positions, const T* dy, T* db) {
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < m; ++c) {
+    double acc = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t q = 0; q < positions; ++q) acc += dy[(i * m + c) * positions + q];
+    db[c] = static_cast<T>(acc);
+  }
+}
+
 void check_sum_input(const Tensor* extra, const Tensor& y, const Node& node) {
   check(extra && extra->shape() == y.shape() && extra->dtype() == y.dtype(), node.label(),
         "fused sum input must match the output " + shape_str(y.shape()));
@@ -315,6 +380,49 @@ const Tensor* optional_input(const std::vector<const Tensor*>& in, size_t i) {
   return i < in.size() ? in[i] : nullptr;
 }
 
+Tensor* grad_slot(const std::vector<Tensor*>& gin, size_t i) {
+  return i < gin.size() ? gin[i] : nullptr;
+}
+
+// Checks shared by the backward passes: an unfused node and dY of the output's shape.
+const Tensor& output_grad(const ConvAttrs& a, const std::vector<const Tensor*>& gout,
+                          const ConvGeom& g, const Node& node) {
+  check(!a.fused(), node.label(),
+        "has no backward in its fused form (mixq_activation, mixq_sum or mixq_layout); train the "
+        "unfused graph");
+  check(!gout.empty() && gout[0], node.label(), "backward needs the gradient of output Y");
+  check(gout[0]->shape() == g.out_shape(), node.label(),
+        "gradient of Y " + shape_str(gout[0]->shape()) + " does not match Y " +
+            shape_str(g.out_shape()));
+  return *gout[0];
+}
+
+// Reference backward of Conv (transpose = false) or ConvTranspose in T.
+template <class T>
+void conv_backward_reference(const ConvGeom& g, bool transpose, const Tensor& x, const Tensor& w,
+                             const Tensor& dy, Tensor* dx, Tensor* dw, Tensor* db) {
+  const DType dt = x.dtype();
+  const ConvGeom s = adjoint(g);
+  if (dx) {
+    ensure(*dx, dt, x.shape());
+    if (transpose)
+      conv_reference<T>(s, dy.data<T>(), w.data<T>(), nullptr, dx->data<T>());
+    else
+      conv_transpose_reference<T>(s, dy.data<T>(), w.data<T>(), nullptr, dx->data<T>());
+  }
+  if (dw) {
+    ensure(*dw, dt, w.shape());
+    if (transpose)
+      conv_weight_grad<T>(s, dy.data<T>(), x.data<T>(), dw->data<T>());
+    else
+      conv_weight_grad<T>(g, x.data<T>(), dy.data<T>(), dw->data<T>());
+  }
+  if (db) {
+    ensure(*db, dt, {g.m});
+    conv_bias_grad<T>(g.n, g.m, shape_numel(g.out), dy.data<T>(), db->data<T>());
+  }
+}
+
 class ConvRef : public Kernel {
  public:
   ConvRef(const Node& node, bool transpose) : node_(node), a_(node), transpose_(transpose) {}
@@ -336,6 +444,31 @@ class ConvRef : public Kernel {
       run<double>(g, x, w, b, optional_input(in, 3), y);
     else
       throw Error(node_.label(), std::string("unsupported dtype ") + dtype_name(x.dtype()));
+  }
+
+  bool has_backward() const override { return !a_.fused(); }
+
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    const Tensor& x = required_input(in, 0, node_);
+    const Tensor& w = required_input(in, 1, node_);
+    const Tensor* b = optional_input(in, 2);
+    ConvGeom g = transpose_ ? conv_transpose_geometry(a_, x.shape(), w.shape(), node_)
+                            : conv_geometry(a_, x.shape(), w.shape(), node_);
+    check(g.sp <= 3, node_.label(), "more than 3 spatial axes are not supported");
+    check(x.dtype() == w.dtype(), node_.label(), "X and W must have the same dtype");
+    check_bias(b, g, x.dtype(), node_);
+    const Tensor& dy = output_grad(a_, gout, g, node_);
+    check(dy.dtype() == x.dtype(), node_.label(), "gradient of Y must have the dtype of X");
+    Tensor* db = b ? grad_slot(gin, 2) : nullptr;
+    if (x.dtype() == DType::f32)
+      conv_backward_reference<float>(g, transpose_, x, w, dy, grad_slot(gin, 0), grad_slot(gin, 1),
+                                     db);
+    else if (x.dtype() == DType::f64)
+      conv_backward_reference<double>(g, transpose_, x, w, dy, grad_slot(gin, 0), grad_slot(gin, 1),
+                                      db);
+    else
+      throw Error(node_.label(), std::string("no backward for dtype ") + dtype_name(x.dtype()));
   }
 
  private:
@@ -369,6 +502,64 @@ dnnl::memory::format_tag layout_tag(size_t sp, bool nhwc) {
   if (sp == 2) return nhwc ? tag::acdb : tag::abcd;
   return nhwc ? tag::acdeb : tag::abcde;
 }
+
+// oneDNN's view of a geometry: logical dims (group-split weights), strides, gaps, pads.
+struct DnnlConvDims {
+  dnnl::memory::dims src, dst, weights, strides, dil, pl, pr;
+  explicit DnnlConvDims(const ConvGeom& g) {
+    auto logical = [&](int64_t ch, const Shape& sp) {
+      dnnl::memory::dims d{g.n, ch};
+      d.insert(d.end(), sp.begin(), sp.end());
+      return d;
+    };
+    src = logical(g.c, g.in);
+    dst = logical(g.m, g.out);
+    weights = g.group > 1 ? dnnl::memory::dims{g.group, g.m / g.group, g.c / g.group}
+                          : dnnl::memory::dims{g.m, g.c};
+    weights.insert(weights.end(), g.k.begin(), g.k.end());
+    strides.assign(g.stride.begin(), g.stride.end());
+    pl.assign(g.pad_b.begin(), g.pad_b.end());
+    pr.assign(g.pad_e.begin(), g.pad_e.end());
+    for (size_t i = 0; i < g.sp; ++i) dil.push_back(g.dil[i] - 1);  // oneDNN counts the gaps
+  }
+};
+
+dnnl_util::Bound reorder_between(const dnnl::memory& from, const dnnl::memory& to) {
+  return std::move(
+      dnnl_util::Bound(dnnl::reorder(from, to)).arg(DNNL_ARG_FROM, from).arg(DNNL_ARG_TO, to));
+}
+
+// An activation as mixq holds it (user, plain) and as a primitive wants it (inner). When the
+// layouts differ the inner copy lives in a per-thread scratch slot, linked by a reorder.
+struct Staged {
+  dnnl::memory user, inner;
+  dnnl_util::Bound reorder;  // user -> inner for inputs, inner -> user for outputs
+  int slot = 0;
+
+  Staged() = default;
+  Staged(const dnnl::memory::desc& user_md, const dnnl::memory::desc& inner_md, bool input,
+         int scratch_slot)
+      : user(dnnl_util::unbound(user_md)), inner(dnnl_util::unbound(inner_md)), slot(scratch_slot) {
+    if (user_md != inner_md)
+      reorder = input ? reorder_between(user, inner) : reorder_between(inner, user);
+  }
+  // Inputs: points the primitive at t, reordering it into scratch when needed.
+  void feed(const Tensor& t) {
+    if (!reorder) return dnnl_util::bind(inner, t);
+    dnnl_util::bind(user, t);
+    inner.set_data_handle(dnnl_util::scratch(slot, inner.get_desc().get_size()));
+    reorder.run();
+  }
+  // Outputs: the primitive writes t directly or scratch that drain() then reorders into t.
+  void target(Tensor& t) {
+    if (!reorder) return dnnl_util::bind(inner, t);
+    dnnl_util::bind(user, t);
+    inner.set_data_handle(dnnl_util::scratch(slot, inner.get_desc().get_size()));
+  }
+  void drain() {
+    if (reorder) reorder.run();
+  }
+};
 
 // oneDNN convolution for f32 with 1..3 spatial axes. One plan per input shape (the batch may
 // change between calls). Weights are reordered into the primitive's preferred layout once when
@@ -428,6 +619,60 @@ class ConvDnnl : public Kernel {
     if (p.post_fusion) apply_fusion<float>(a_, extra, y, node_);
   }
 
+  bool has_backward() const override { return !a_.fused(); }
+
+  // oneDNN backward data and backward weights (with bias), one plan per shape like the forward.
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    const Tensor& x = required_input(in, 0, node_);
+    const Tensor& w = required_input(in, 1, node_);
+    const Tensor* b = optional_input(in, 2);
+    check(!a_.fused(), node_.label(),
+          "has no backward in its fused form (mixq_activation, mixq_sum or mixq_layout); train "
+          "the unfused graph");
+    check(x.dtype() == DType::f32 && w.dtype() == DType::f32, node_.label(),
+          "X and W must be float32");
+    BwdPlan& p = bwd_plans_.get({&x.shape(), &w.shape(), b ? &b->shape() : nullptr},
+                                [&] { return make_bwd_plan(x.shape(), w.shape(), b); });
+    const Tensor& dy = output_grad(a_, gout, p.geom, node_);
+    check(dy.dtype() == DType::f32, node_.label(), "gradient of Y must be float32");
+    Tensor* dx = grad_slot(gin, 0);
+    Tensor* dw = grad_slot(gin, 1);
+    Tensor* db = b ? grad_slot(gin, 2) : nullptr;
+    if (dx) ensure(*dx, DType::f32, x.shape());
+    if (dw) ensure(*dw, DType::f32, w.shape());
+    if (db) ensure(*db, DType::f32, {p.geom.m});
+    dnnl_util::guarded(node_.label(), [&] {
+      if (dx) {
+        dnnl_util::bind(p.user_w, w);
+        p.to_w.run();
+        p.dy_data.feed(dy);
+        p.dx.target(*dx);
+        p.data.run();
+        p.dx.drain();
+      }
+      if (dw || db) {
+        p.x.feed(x);
+        if (dx && p.dy_same)
+          p.dy_weights.inner.set_data_handle(p.dy_data.inner.get_data_handle());
+        else
+          p.dy_weights.feed(dy);
+        if (p.has_bias) {
+          if (db)
+            dnnl_util::bind(p.db, *db);
+          else
+            p.db.set_data_handle(p.db_sink.data());
+        }
+        p.weights.run();
+        if (dw) {
+          dnnl_util::bind(p.user_dw, *dw);
+          p.from_dw.run();
+        }
+      }
+      dnnl_util::stream().wait();
+    });
+  }
+
  private:
   struct Plan {
     ConvGeom geom;
@@ -451,34 +696,25 @@ class ConvDnnl : public Kernel {
   void build(Plan& p, bool has_bias) {
     using dnnl::memory;
     const ConvGeom& g = p.geom;
-    auto logical = [&](int64_t ch, const Shape& sp) {
-      memory::dims d{g.n, ch};
-      d.insert(d.end(), sp.begin(), sp.end());
-      return d;
-    };
-    memory::dims wd =
-        g.group > 1 ? memory::dims{g.group, g.m / g.group, g.c / g.group} : memory::dims{g.m, g.c};
-    wd.insert(wd.end(), g.k.begin(), g.k.end());
-    memory::dims strides(g.stride.begin(), g.stride.end()), dil(g.sp),
-        pl(g.pad_b.begin(), g.pad_b.end()), pr(g.pad_e.begin(), g.pad_e.end());
-    for (size_t i = 0; i < g.sp; ++i) dil[i] = g.dil[i] - 1;  // oneDNN counts the gaps
+    const DnnlConvDims d(g);
+    const memory::dims& wd = d.weights;
     const auto f32 = memory::data_type::f32;
     const auto user_tag = layout_tag(g.sp, g.nhwc);
-    memory::desc user_src_md(logical(g.c, g.in), f32, user_tag);
-    memory::desc user_dst_md(logical(g.m, g.out), f32, user_tag);
+    memory::desc user_src_md(d.src, f32, user_tag);
+    memory::desc user_dst_md(d.dst, f32, user_tag);
     // Channels-last tensors are what oneDNN's fast kernels want; for channels-first ones let
     // it choose.
     const auto act_tag = g.nhwc ? user_tag : memory::format_tag::any;
-    memory::desc src_md(logical(g.c, g.in), f32, act_tag);
-    memory::desc dst_md(logical(g.m, g.out), f32, act_tag);
+    memory::desc src_md(d.src, f32, act_tag);
+    memory::desc dst_md(d.dst, f32, act_tag);
     memory::desc w_any(wd, f32, memory::format_tag::any);
     memory::desc b_md({g.m}, f32, memory::format_tag::a);
     const auto fwd = dnnl::prop_kind::forward_inference;
     const auto alg = dnnl::algorithm::convolution_direct;
     auto desc = has_bias ? dnnl::convolution_forward::desc(fwd, alg, src_md, w_any, b_md, dst_md,
-                                                           strides, dil, pl, pr)
-                         : dnnl::convolution_forward::desc(fwd, alg, src_md, w_any, dst_md, strides,
-                                                           dil, pl, pr);
+                                                           d.strides, d.dil, d.pl, d.pr)
+                         : dnnl::convolution_forward::desc(fwd, alg, src_md, w_any, dst_md,
+                                                           d.strides, d.dil, d.pl, d.pr);
     // oneDNN 2.6's brgconv skips post-ops on output rows whose window lies wholly in the
     // padding; such (unusual) geometries get the fusion applied afterwards instead.
     p.post_fusion = false;
@@ -498,10 +734,7 @@ class ConvDnnl : public Kernel {
     p.user_dst = dnnl_util::unbound(user_dst_md);
     p.src = dnnl_util::unbound(pd.src_desc());
     p.dst = dnnl_util::unbound(pd.dst_desc());
-    auto reorder = [](const memory& from, const memory& to) {
-      return std::move(
-          dnnl_util::Bound(dnnl::reorder(from, to)).arg(DNNL_ARG_FROM, from).arg(DNNL_ARG_TO, to));
-    };
+    auto reorder = reorder_between;
     if (pd.src_desc() != user_src_md) p.to_src = reorder(p.user_src, p.src);
     if (pd.dst_desc() != user_dst_md) {
       p.from_dst = reorder(p.dst, p.user_dst);
@@ -527,10 +760,89 @@ class ConvDnnl : public Kernel {
     p.weights_from = w.storage_id();
   }
 
+  struct BwdPlan {
+    ConvGeom geom;
+    bool has_bias = false;
+    bool dy_same = false;  // both primitives read dY in one layout: reorder it once
+    Staged x, dy_data, dy_weights, dx;
+    dnnl::memory user_w, w, user_dw, dw, db;  // w, dw: owned, in the primitives' layouts
+    std::vector<float> db_sink;               // dB when only dW is wanted
+    dnnl_util::Bound data, weights, to_w, from_dw;
+  };
+
+  BwdPlan make_bwd_plan(const Shape& xs, const Shape& wsh, const Tensor* b) {
+    BwdPlan p;
+    p.geom = conv_geometry(a_, xs, wsh, node_);
+    check(p.geom.sp <= 3, node_.label(), "more than 3 spatial axes are not supported");
+    check_bias(b, p.geom, DType::f32, node_);
+    p.has_bias = b != nullptr;
+    dnnl_util::guarded(node_.label(), [&] { build_bwd(p); });
+    return p;
+  }
+
+  void build_bwd(BwdPlan& p) {
+    using dnnl::memory;
+    const ConvGeom& g = p.geom;
+    const DnnlConvDims d(g);
+    const auto f32 = memory::data_type::f32;
+    const auto any = memory::format_tag::any;
+    const auto user_tag = layout_tag(g.sp, false);
+    memory::desc src_md(d.src, f32, any), dst_md(d.dst, f32, any), w_md(d.weights, f32, any);
+    memory::desc b_md({g.m}, f32, memory::format_tag::a);
+    const auto alg = dnnl::algorithm::convolution_direct;
+    auto& eng = dnnl_util::engine();
+    // The backward primitives take a forward-training descriptor as a hint for their layouts.
+    auto fwd_desc =
+        p.has_bias
+            ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_md, w_md,
+                                              b_md, dst_md, d.strides, d.dil, d.pl, d.pr)
+            : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_md, w_md,
+                                              dst_md, d.strides, d.dil, d.pl, d.pr);
+    dnnl::convolution_forward::primitive_desc fwd(fwd_desc, eng);
+    dnnl::convolution_backward_data::primitive_desc data(
+        dnnl::convolution_backward_data::desc(alg, src_md, w_md, dst_md, d.strides, d.dil, d.pl,
+                                              d.pr),
+        eng, fwd);
+    auto wdesc = p.has_bias ? dnnl::convolution_backward_weights::desc(
+                                  alg, src_md, w_md, b_md, dst_md, d.strides, d.dil, d.pl, d.pr)
+                            : dnnl::convolution_backward_weights::desc(
+                                  alg, src_md, w_md, dst_md, d.strides, d.dil, d.pl, d.pr);
+    dnnl::convolution_backward_weights::primitive_desc weights(wdesc, eng, fwd);
+
+    const memory::desc user_x(d.src, f32, user_tag), user_dy(d.dst, f32, user_tag);
+    const memory::desc user_w(d.weights, f32, dnnl_util::plain_tag(d.weights.size()));
+    // Scratch slots: 0 X, 1 dY (data), 2 dY (weights), 3 dX.
+    p.x = Staged(user_x, weights.src_desc(), true, 0);
+    p.dy_data = Staged(user_dy, data.diff_dst_desc(), true, 1);
+    p.dy_weights = Staged(user_dy, weights.diff_dst_desc(), true, 2);
+    p.dy_same = data.diff_dst_desc() == weights.diff_dst_desc();
+    p.dx = Staged(user_x, data.diff_src_desc(), false, 3);
+    p.user_w = dnnl_util::unbound(user_w);
+    p.w = memory(data.weights_desc(), eng);
+    p.to_w = reorder_between(p.user_w, p.w);
+    p.user_dw = dnnl_util::unbound(user_w);
+    p.dw = memory(weights.diff_weights_desc(), eng);
+    p.from_dw = reorder_between(p.dw, p.user_dw);
+    p.data = dnnl_util::Bound(dnnl::convolution_backward_data(data));
+    p.data.arg(DNNL_ARG_DIFF_DST, p.dy_data.inner)
+        .arg(DNNL_ARG_WEIGHTS, p.w)
+        .arg(DNNL_ARG_DIFF_SRC, p.dx.inner);
+    p.weights = dnnl_util::Bound(dnnl::convolution_backward_weights(weights));
+    p.weights.arg(DNNL_ARG_SRC, p.x.inner)
+        .arg(DNNL_ARG_DIFF_DST, p.dy_weights.inner)
+        .arg(DNNL_ARG_DIFF_WEIGHTS, p.dw);
+    if (p.has_bias) {
+      p.db = dnnl_util::unbound(b_md);
+      p.db_sink.resize(g.m);
+      p.weights.arg(DNNL_ARG_DIFF_BIAS, p.db);
+    }
+  }
+
   Node node_;
   ConvAttrs a_;
   bool w_const_;
   dnnl_util::PlanCache<Plan> plans_;
+  dnnl_util::PlanCache<BwdPlan> bwd_plans_;
 };
 
 std::unique_ptr<Kernel> make_conv_dnnl(const Node& node, const Graph& graph) {
