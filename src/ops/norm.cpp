@@ -1,12 +1,14 @@
-// BatchNormalization (inference with running statistics; training mode in the reference),
-// InstanceNormalization, LayerNormalization and LRN. References compute in double; the f32
-// BatchNormalization fast path folds the statistics into one per-channel scale and shift.
+// BatchNormalization (inference and training mode, with backward), InstanceNormalization,
+// LayerNormalization and LRN. References compute in double; the f32 BatchNormalization fast path
+// folds the statistics into one per-channel scale and shift for inference and uses oneDNN for
+// training and the backward pass.
 //
 // Internal attribute: mixq_layout = "NHWC" makes BatchNormalization's X and Y channels-last.
 #include <cmath>
 #include <memory>
 
 #include "ops/common.h"
+#include "ops/dnnl_util.h"
 #include "ops/kernel.h"
 
 namespace mixq {
@@ -59,6 +61,13 @@ void store_any(Tensor& t, int64_t i, double v) {
 
 // ---------------------------------------------------------------------------------------------
 // BatchNormalization
+//
+// Training mode (the node's training_mode = 1 from opset 14, or its statistics outputs before
+// that, or set_training(true)) normalises with the batch statistics and writes the updated
+// running ones to outputs 1 and 2: running = running * momentum + batch * (1 - momentum). The
+// batch variance is the biased one, as the ONNX reference computes it, except that a kernel put
+// into training by mixq's trainer (set_training) updates the running variance with the unbiased
+// one, as PyTorch does, so models trained here match PyTorch's.
 
 struct BnAttrs {
   double eps, momentum;
@@ -74,69 +83,189 @@ struct BnAttrs {
   }
 };
 
+// Element (n, c, q) of X lives at n * c * pos + c * cs + q * ps (cs, ps: channel and position
+// strides, for either layout).
+struct BnIndex {
+  Planes p;
+  int64_t cs, ps;
+  BnIndex(const Planes& planes, bool nhwc)
+      : p(planes), cs(nhwc ? 1 : planes.pos), ps(nhwc ? planes.c : 1) {}
+  int64_t at(int64_t n, int64_t c, int64_t q) const { return n * p.c * p.pos + c * cs + q * ps; }
+  // Index into a parameter of one value per channel, or per channel and position.
+  int64_t param(const std::vector<double>& v, int64_t c, int64_t q) const {
+    return static_cast<int64_t>(v.size()) == p.c ? c : c * p.pos + q;
+  }
+  bool big() const { return p.n * p.c * p.pos > 65536; }
+};
+
+// Per channel mean and biased variance over every axis but the channel.
+template <class T>
+void batch_stats(const T* x, const BnIndex& ix, std::vector<double>& mean,
+                 std::vector<double>& var) {
+  const Planes& p = ix.p;
+  const double count = static_cast<double>(p.n * p.pos);
+  mean.assign(p.c, 0.0);
+  var.assign(p.c, 0.0);
+#pragma omp parallel for schedule(static) if (ix.big())
+  for (int64_t c = 0; c < p.c; ++c) {
+    double s = 0, s2 = 0;
+    for (int64_t n = 0; n < p.n; ++n)
+      for (int64_t q = 0; q < p.pos; ++q) s += x[ix.at(n, c, q)];
+    const double m = s / count;
+    for (int64_t n = 0; n < p.n; ++n)
+      for (int64_t q = 0; q < p.pos; ++q) {
+        const double d = x[ix.at(n, c, q)] - m;
+        s2 += d * d;
+      }
+    mean[c] = m;
+    var[c] = s2 / count;
+  }
+}
+
+// y = (x - mean) / sqrt(var + eps) * scale + B, folded into y = x * a + b per channel (or per
+// channel and position when any parameter is).
+template <class T>
+void bn_forward(const T* x, T* y, const BnIndex& ix, const std::vector<double>& scale,
+                const std::vector<double>& bias, const std::vector<double>& mean,
+                const std::vector<double>& var, double eps) {
+  const Planes& p = ix.p;
+  bool per_channel = true;
+  for (const auto* v : {&scale, &bias, &mean, &var})
+    per_channel &= static_cast<int64_t>(v->size()) == p.c;
+  const int64_t len = per_channel ? p.c : p.c * p.pos;
+  std::vector<double> a(len), b(len);
+  for (int64_t c = 0; c < p.c; ++c)
+    for (int64_t q = 0; q < (per_channel ? 1 : p.pos); ++q) {
+      const int64_t k = per_channel ? c : c * p.pos + q;
+      a[k] = scale[ix.param(scale, c, q)] / std::sqrt(var[ix.param(var, c, q)] + eps);
+      b[k] = bias[ix.param(bias, c, q)] - mean[ix.param(mean, c, q)] * a[k];
+    }
+#pragma omp parallel for schedule(static) if (ix.big())
+  for (int64_t c = 0; c < p.c; ++c)
+    for (int64_t n = 0; n < p.n; ++n)
+      for (int64_t q = 0; q < p.pos; ++q) {
+        const int64_t i = ix.at(n, c, q), k = per_channel ? c : c * p.pos + q;
+        y[i] = static_cast<T>(x[i] * a[k] + b[k]);
+      }
+}
+
+// Training mode. With xhat = (x - mu) * inv: dscale = sum dy xhat, dB = sum dy, and
+// dx = scale inv / N (N dy - sum dy - xhat sum dy xhat) + gm / N + gv 2 (x - mu) / N, where gm
+// and gv are the gradients reaching the batch mean and biased variance through other outputs.
+template <class T>
+void bn_backward_batch(const T* x, const T* dy, T* dx, const BnIndex& ix,
+                       const std::vector<double>& scale, const std::vector<double>& bmean,
+                       const std::vector<double>& bvar, const std::vector<double>& gm,
+                       const std::vector<double>& gv, double eps, std::vector<double>& dscale,
+                       std::vector<double>& dbias) {
+  const Planes& p = ix.p;
+  const double count = static_cast<double>(p.n * p.pos);
+#pragma omp parallel for schedule(static) if (ix.big())
+  for (int64_t c = 0; c < p.c; ++c) {
+    const double inv = 1.0 / std::sqrt(bvar[c] + eps), mu = bmean[c];
+    double sum_dy = 0, sum_dy_xhat = 0;
+    if (dy)
+      for (int64_t n = 0; n < p.n; ++n)
+        for (int64_t q = 0; q < p.pos; ++q) {
+          const int64_t i = ix.at(n, c, q);
+          sum_dy += dy[i];
+          sum_dy_xhat += dy[i] * ((x[i] - mu) * inv);
+        }
+    dscale[c] = sum_dy_xhat;
+    dbias[c] = sum_dy;
+    if (!dx) continue;
+    const double k = scale[c] * inv / count;
+    for (int64_t n = 0; n < p.n; ++n)
+      for (int64_t q = 0; q < p.pos; ++q) {
+        const int64_t i = ix.at(n, c, q);
+        const double xc = x[i] - mu, d = dy ? static_cast<double>(dy[i]) : 0.0;
+        dx[i] = static_cast<T>(k * (count * d - sum_dy - xc * inv * sum_dy_xhat) + gm[c] / count +
+                               gv[c] * 2 * xc / count);
+      }
+  }
+}
+
+// Inference mode: mean and var are inputs like scale and B; g[k] collects the gradient of
+// parameter k (scale, B, mean, var). A channel's parameters belong to one thread.
+template <class T>
+void bn_backward_given(const T* x, const T* dy, T* dx, const BnIndex& ix,
+                       const std::vector<double>* v, double eps, std::vector<double>* g) {
+  const Planes& p = ix.p;
+#pragma omp parallel for schedule(static) if (ix.big())
+  for (int64_t c = 0; c < p.c; ++c)
+    for (int64_t n = 0; n < p.n; ++n)
+      for (int64_t q = 0; q < p.pos; ++q) {
+        int64_t k[4];
+        for (int j = 0; j < 4; ++j) k[j] = ix.param(v[j], c, q);
+        const double s = v[0][k[0]], inv = 1.0 / std::sqrt(v[3][k[3]] + eps);
+        const int64_t i = ix.at(n, c, q);
+        const double d = dy ? static_cast<double>(dy[i]) : 0.0, xc = x[i] - v[2][k[2]];
+        if (dx) dx[i] = static_cast<T>(d * s * inv);
+        g[0][k[0]] += d * xc * inv;
+        g[1][k[1]] += d;
+        g[2][k[2]] -= d * s * inv;
+        g[3][k[3]] -= 0.5 * d * s * xc * inv * inv * inv;
+      }
+}
+
+// Factor from the biased batch variance to the one the running variance is updated with.
+double running_var_factor(bool unbiased, const Planes& p) {
+  const double count = static_cast<double>(p.n * p.pos);
+  return unbiased && count > 1 ? count / (count - 1) : 1.0;
+}
+
+const Tensor* optional_grad(const std::vector<const Tensor*>& gout, size_t i) {
+  return i < gout.size() ? gout[i] : nullptr;
+}
+Tensor* grad_slot(const std::vector<Tensor*>& gin, size_t i) {
+  return i < gin.size() ? gin[i] : nullptr;
+}
+
 class BatchNormRef : public Kernel {
  public:
   BatchNormRef(const Node& node, const Graph& graph) : node_(node), a_(node, graph) {}
+
+  void set_training(bool training) override { trainer_ = training; }
+  bool training() const { return a_.training || trainer_; }
 
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor& x = required_input(in, 0, node_);
     check(x.dtype() == DType::f32 || x.dtype() == DType::f64, node_.label(),
           std::string("unsupported dtype ") + dtype_name(x.dtype()));
     const Planes p = planes_of(x.shape(), a_.nhwc, node_);
+    const BnIndex ix(p, a_.nhwc);
     auto scale = channel_param(required_input(in, 1, node_), p, "scale", node_);
     auto bias = channel_param(required_input(in, 2, node_), p, "B", node_);
     auto mean = channel_param(required_input(in, 3, node_), p, "mean", node_);
     auto var = channel_param(required_input(in, 4, node_), p, "var", node_);
-    const int64_t cs = a_.nhwc ? 1 : p.pos, ps = a_.nhwc ? p.c : 1;
-    auto at = [&](int64_t n, int64_t c, int64_t q) { return (n * p.c * p.pos) + c * cs + q * ps; };
-    // A parameter per channel, or per channel and position.
-    auto param = [&](const std::vector<double>& v, int64_t c, int64_t q) {
-      return static_cast<int64_t>(v.size()) == p.c ? v[c] : v[c * p.pos + q];
-    };
+    const bool train = training();
     std::vector<double> bmean, bvar;
-    if (a_.training) {
-      // Batch statistics (population variance) over every axis but the channel.
-      check(mean.size() == static_cast<size_t>(p.c), node_.label(),
-            "training mode needs per-channel statistics");
-      bmean.assign(p.c, 0.0);
-      bvar.assign(p.c, 0.0);
-      const double count = static_cast<double>(p.n * p.pos);
-      for (int64_t c = 0; c < p.c; ++c) {
-        double s = 0, s2 = 0;
-        for (int64_t n = 0; n < p.n; ++n)
-          for (int64_t q = 0; q < p.pos; ++q) s += x.get_double(at(n, c, q));
-        const double m = s / count;
-        for (int64_t n = 0; n < p.n; ++n)
-          for (int64_t q = 0; q < p.pos; ++q) {
-            const double dlt = x.get_double(at(n, c, q)) - m;
-            s2 += dlt * dlt;
-          }
-        bmean[c] = m;
-        bvar[c] = s2 / count;
-      }
+    if (train) {
+      check(mean.size() == static_cast<size_t>(p.c) && var.size() == static_cast<size_t>(p.c),
+            node_.label(), "training mode needs per-channel statistics");
+      if (x.dtype() == DType::f32)
+        batch_stats(x.data<float>(), ix, bmean, bvar);
+      else
+        batch_stats(x.data<double>(), ix, bmean, bvar);
     }
-    const auto& use_mean = a_.training ? bmean : mean;
-    const auto& use_var = a_.training ? bvar : var;
+    const auto& use_mean = train ? bmean : mean;
+    const auto& use_var = train ? bvar : var;
     Tensor& y = *out.at(0);
     ensure(y, x.dtype(), x.shape());
-    for (int64_t n = 0; n < p.n; ++n)
-      for (int64_t c = 0; c < p.c; ++c)
-        for (int64_t q = 0; q < p.pos; ++q) {
-          const int64_t i = at(n, c, q);
-          const double v = (x.get_double(i) - param(use_mean, c, q)) /
-                               std::sqrt(param(use_var, c, q) + a_.eps) * param(scale, c, q) +
-                           param(bias, c, q);
-          store_any(y, i, v);
-        }
-    if (!a_.training) return;
+    if (x.dtype() == DType::f32)
+      bn_forward(x.data<float>(), y.data<float>(), ix, scale, bias, use_mean, use_var, a_.eps);
+    else
+      bn_forward(x.data<double>(), y.data<double>(), ix, scale, bias, use_mean, use_var, a_.eps);
+    if (!train) return;
     // Outputs 1, 2: running statistics; 3, 4 (before opset 14): the batch statistics.
     const Tensor& in_mean = *in[3];
+    const double vf = running_var_factor(trainer_, p);
     for (size_t o = 1; o < out.size() && o <= 4; ++o) {
       if (!out[o]) continue;
       ensure(*out[o], in_mean.dtype(), in_mean.shape());
       for (int64_t c = 0; c < p.c; ++c) {
         double v = o == 1   ? mean[c] * a_.momentum + bmean[c] * (1 - a_.momentum)
-                   : o == 2 ? var[c] * a_.momentum + bvar[c] * (1 - a_.momentum)
+                   : o == 2 ? var[c] * a_.momentum + bvar[c] * vf * (1 - a_.momentum)
                    : o == 3 ? bmean[c]
                             : bvar[c];
         store_any(*out[o], c, v);
@@ -144,29 +273,108 @@ class BatchNormRef : public Kernel {
     }
   }
 
+  bool has_backward() const override { return !a_.nhwc; }
+
+  // Training mode differentiates through the batch statistics (and through the running and
+  // saved statistics outputs when they receive gradients); inference mode treats mean and var
+  // as inputs like any other.
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    check(!a_.nhwc, node_.label(),
+          "has no backward in its fused form (mixq_layout); train the unfused graph");
+    const Tensor& x = required_input(in, 0, node_);
+    check(x.dtype() == DType::f32 || x.dtype() == DType::f64, node_.label(),
+          std::string("no backward for dtype ") + dtype_name(x.dtype()));
+    const Planes p = planes_of(x.shape(), false, node_);
+    const Tensor* prm[4];
+    std::vector<double> v[4];  // scale, B, mean, var
+    const char* names[4] = {"scale", "B", "mean", "var"};
+    for (size_t i = 0; i < 4; ++i) {
+      prm[i] = &required_input(in, i + 1, node_);
+      v[i] = channel_param(*prm[i], p, names[i], node_);
+    }
+    const Tensor* dy = optional_grad(gout, 0);
+    if (dy)
+      check(
+          dy->shape() == x.shape() && dy->dtype() == x.dtype(), node_.label(),
+          "gradient of Y " + shape_str(dy->shape()) + " does not match X " + shape_str(x.shape()));
+    Tensor* dx = grad_slot(gin, 0);
+    if (dx) ensure(*dx, x.dtype(), x.shape());
+    std::vector<double> g[4];
+    for (size_t i = 0; i < 4; ++i) g[i].assign(v[i].size(), 0.0);
+    if (x.dtype() == DType::f32)
+      run_backward<float>(x, dy, dx, p, v, gout, g);
+    else
+      run_backward<double>(x, dy, dx, p, v, gout, g);
+    for (size_t k = 0; k < 4; ++k) {
+      Tensor* t = grad_slot(gin, k + 1);
+      if (!t) continue;
+      ensure(*t, prm[k]->dtype(), prm[k]->shape());
+      for (size_t i = 0; i < g[k].size(); ++i) store_any(*t, static_cast<int64_t>(i), g[k][i]);
+    }
+  }
+
  private:
+  template <class T>
+  void run_backward(const Tensor& x, const Tensor* dy, Tensor* dx, const Planes& p,
+                    const std::vector<double>* v, const std::vector<const Tensor*>& gout,
+                    std::vector<double>* g) {
+    const BnIndex ix(p, false);
+    const T* dyp = dy ? dy->data<T>() : nullptr;
+    T* dxp = dx ? dx->data<T>() : nullptr;
+    if (!training()) return bn_backward_given(x.data<T>(), dyp, dxp, ix, v, a_.eps, g);
+    check(v[2].size() == static_cast<size_t>(p.c) && v[3].size() == static_cast<size_t>(p.c),
+          node_.label(), "training mode needs per-channel statistics");
+    std::vector<double> bmean, bvar;
+    batch_stats(x.data<T>(), ix, bmean, bvar);
+    // Gradients reaching the batch statistics through outputs 1..4, and the running
+    // statistics inputs through outputs 1 and 2.
+    const double mom = a_.momentum, vf = running_var_factor(trainer_, p);
+    auto stat = [&](size_t o, int64_t c) {
+      const Tensor* t = optional_grad(gout, o);
+      return t ? t->get_double(c) : 0.0;
+    };
+    std::vector<double> gm(p.c), gv(p.c);
+    for (int64_t c = 0; c < p.c; ++c) {
+      gm[c] = stat(1, c) * (1 - mom) + stat(3, c);
+      gv[c] = stat(2, c) * (1 - mom) * vf + stat(4, c);
+      g[2][c] = stat(1, c) * mom;
+      g[3][c] = stat(2, c) * mom;
+    }
+    bn_backward_batch(x.data<T>(), dyp, dxp, ix, v[0], bmean, bvar, gm, gv, a_.eps, g[0], g[1]);
+  }
+
   Node node_;
   BnAttrs a_;
+  bool trainer_ = false;  // set_training(true): mixq's trainer runs this node
 };
 
-// f32 inference: y = x * a[c] + b[c] with a = scale / sqrt(var + eps), b = B - mean * a.
-// The four parameters are usually constants; a and b are still recomputed per call (O(C)) so
-// a parameter update is never missed.
+// f32. Inference: y = x * a[c] + b[c] with a = scale / sqrt(var + eps), b = B - mean * a (the
+// parameters are usually constants; a and b are still recomputed per call, O(C), so a parameter
+// update is never missed). Training mode and the backward passes: oneDNN batch normalization
+// with one plan per shape. Per-position parameters (spatial = 0), channels-last training and
+// gradients through the statistics go to the reference.
 class BatchNormFast : public Kernel {
  public:
-  BatchNormFast(const Node& node, const Graph& graph) : node_(node), a_(node, graph) {}
+  BatchNormFast(const Node& node, const Graph& graph)
+      : node_(node), a_(node, graph), ref_(node, graph) {}
+
+  void set_training(bool training) override {
+    trainer_ = training;
+    ref_.set_training(training);
+  }
+  bool training() const { return a_.training || trainer_; }
 
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor& x = required_input(in, 0, node_);
     check(x.dtype() == DType::f32, node_.label(), "X must be float32");
     const Planes p = planes_of(x.shape(), a_.nhwc, node_);
+    stats_valid_ = false;
+    if (!per_channel_f32(in, p) || (training() && (a_.nhwc || p.n * p.pos * p.c == 0)))
+      return ref_.forward(in, out);
+    if (training()) return train_forward(in, out, p);
     const Tensor* prm[4];
-    for (size_t i = 0; i < 4; ++i) {
-      prm[i] = &required_input(in, i + 1, node_);
-      check(prm[i]->dtype() == DType::f32 && prm[i]->numel() == p.c, node_.label(),
-            "parameter " + std::to_string(i + 1) + " " + shape_str(prm[i]->shape()) +
-                " must hold " + std::to_string(p.c) + " float32 values");
-    }
+    for (size_t i = 0; i < 4; ++i) prm[i] = in[i + 1];
     scale_.resize(p.c);
     shift_.resize(p.c);
     const float *s = prm[0]->data<float>(), *b = prm[1]->data<float>(), *m = prm[2]->data<float>(),
@@ -203,16 +411,182 @@ class BatchNormFast : public Kernel {
     }
   }
 
+  bool has_backward() const override {
+    return !a_.nhwc;
+  }
+
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>& out,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    const Tensor& x = required_input(in, 0, node_);
+    const Planes p = planes_of(x.shape(), a_.nhwc, node_);
+    bool simple = !a_.nhwc && x.dtype() == DType::f32 && per_channel_f32(in, p) &&
+                  p.n * p.pos * p.c > 0 && !gout.empty() && gout[0] && !grad_slot(gin, 3) &&
+                  !grad_slot(gin, 4);
+    for (size_t o = 1; o < gout.size(); ++o) simple &= gout[o] == nullptr;
+    if (!simple) return ref_.backward(in, out, gout, gin);
+    const Tensor& dy = *gout[0];
+    check(dy.shape() == x.shape() && dy.dtype() == DType::f32, node_.label(),
+          "gradient of Y " + shape_str(dy.shape()) + " does not match X " + shape_str(x.shape()));
+    Plan& pl = plan(x.shape(), p);
+    const bool train = training();
+    Tensor* dx = grad_slot(gin, 0);
+    Tensor* ds = grad_slot(gin, 1);
+    Tensor* db = grad_slot(gin, 2);
+    if (dx) ensure(*dx, DType::f32, x.shape());
+    if (ds) ensure(*ds, DType::f32, in[1]->shape());
+    if (db) ensure(*db, DType::f32, in[2]->shape());
+    sink_.resize(2 * p.c);
+    dnnl_util::guarded(node_.label(), [&] {
+      dnnl_util::bind(pl.src, x);
+      dnnl_util::bind(pl.scale, *in[1]);
+      dnnl_util::bind(pl.shift, *in[2]);
+      if (train) {
+        if (!(stats_valid_ && stats_shape_ == x.shape())) {
+          // No training forward of this input to take the statistics from: recompute them.
+          pl.dst.set_data_handle(dnnl_util::scratch(0, x.nbytes()));
+          bind_stats(pl);
+          pl.train.run();
+        }
+        bind_stats(pl);
+      } else {
+        dnnl_util::bind(pl.mean, *in[3]);
+        dnnl_util::bind(pl.var, *in[4]);
+      }
+      dnnl_util::bind(pl.diff_dst, dy);
+      if (dx)
+        dnnl_util::bind(pl.diff_src, *dx);
+      else
+        pl.diff_src.set_data_handle(dnnl_util::scratch(1, x.nbytes()));
+      pl.diff_scale.set_data_handle(ds ? ds->raw() : sink_.data());
+      pl.diff_shift.set_data_handle(db ? db->raw() : sink_.data() + p.c);
+      (train ? pl.bwd_train : pl.bwd_frozen).run();
+      dnnl_util::stream().wait();
+    });
+  }
+
  private:
+  struct Plan {
+    dnnl::memory src, dst, scale, shift, mean, var, diff_src, diff_dst, diff_scale, diff_shift;
+    dnnl_util::Bound train;                  // forward training: batch statistics out
+    dnnl_util::Bound bwd_train, bwd_frozen;  // backward through batch / given statistics
+  };
+
+  // The oneDNN path takes f32 parameters of one value per channel.
+  static bool per_channel_f32(const std::vector<const Tensor*>& in, const Planes& p) {
+    for (size_t i = 1; i <= 4; ++i)
+      if (i >= in.size() || !in[i] || in[i]->dtype() != DType::f32 || in[i]->numel() != p.c)
+        return false;
+    return true;
+  }
+
+  Plan& plan(const Shape& xs, const Planes& p) {
+    return plans_.get({&xs}, [&] {
+      Plan pl;
+      dnnl_util::guarded(node_.label(), [&] { build(pl, p); });
+      return pl;
+    });
+  }
+
+  // X seen as [n, c, positions, 1], channels first.
+  void build(Plan& pl, const Planes& p) {
+    using dnnl::memory;
+    using flags = dnnl::normalization_flags;
+    auto& eng = dnnl_util::engine();
+    const memory::desc data({p.n, p.c, p.pos, 1}, memory::data_type::f32, memory::format_tag::abcd);
+    const memory::desc chan({p.c}, memory::data_type::f32, memory::format_tag::a);
+    const float eps = static_cast<float>(a_.eps);
+    const auto ss = flags::use_scale | flags::use_shift;
+    using fwd = dnnl::batch_normalization_forward;
+    using bwd = dnnl::batch_normalization_backward;
+    fwd::primitive_desc train(fwd::desc(dnnl::prop_kind::forward_training, data, eps, ss), eng);
+    fwd::primitive_desc frozen(
+        fwd::desc(dnnl::prop_kind::forward_training, data, eps, ss | flags::use_global_stats), eng);
+    bwd::primitive_desc bt(bwd::desc(dnnl::prop_kind::backward, data, data, eps, ss), eng, train);
+    bwd::primitive_desc bf(
+        bwd::desc(dnnl::prop_kind::backward, data, data, eps, ss | flags::use_global_stats), eng,
+        frozen);
+    for (dnnl::memory* m : {&pl.src, &pl.dst, &pl.diff_src, &pl.diff_dst})
+      *m = dnnl_util::unbound(data);
+    for (dnnl::memory* m :
+         {&pl.scale, &pl.shift, &pl.mean, &pl.var, &pl.diff_scale, &pl.diff_shift})
+      *m = dnnl_util::unbound(chan);
+    pl.train = dnnl_util::Bound(fwd(train));
+    pl.train.arg(DNNL_ARG_SRC, pl.src)
+        .arg(DNNL_ARG_DST, pl.dst)
+        .arg(DNNL_ARG_SCALE, pl.scale)
+        .arg(DNNL_ARG_SHIFT, pl.shift)
+        .arg(DNNL_ARG_MEAN, pl.mean)
+        .arg(DNNL_ARG_VARIANCE, pl.var);
+    for (auto [bound, pd] : {std::pair{&pl.bwd_train, &bt}, std::pair{&pl.bwd_frozen, &bf}}) {
+      *bound = dnnl_util::Bound(bwd(*pd));
+      bound->arg(DNNL_ARG_SRC, pl.src)
+          .arg(DNNL_ARG_MEAN, pl.mean)
+          .arg(DNNL_ARG_VARIANCE, pl.var)
+          .arg(DNNL_ARG_SCALE, pl.scale)
+          .arg(DNNL_ARG_SHIFT, pl.shift)
+          .arg(DNNL_ARG_DIFF_DST, pl.diff_dst)
+          .arg(DNNL_ARG_DIFF_SRC, pl.diff_src)
+          .arg(DNNL_ARG_DIFF_SCALE, pl.diff_scale)
+          .arg(DNNL_ARG_DIFF_SHIFT, pl.diff_shift);
+    }
+  }
+
+  void bind_stats(Plan& pl) {
+    pl.mean.set_data_handle(bmean_.data());
+    pl.var.set_data_handle(bvar_.data());
+  }
+
+  // Batch statistics from oneDNN, then the running and saved statistics outputs.
+  void train_forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out,
+                     const Planes& p) {
+    const Tensor& x = *in[0];
+    Plan& pl = plan(x.shape(), p);
+    Tensor& y = *out.at(0);
+    ensure(y, DType::f32, x.shape());
+    bmean_.resize(p.c);
+    bvar_.resize(p.c);
+    dnnl_util::guarded(node_.label(), [&] {
+      dnnl_util::bind(pl.src, x);
+      dnnl_util::bind(pl.dst, y);
+      dnnl_util::bind(pl.scale, *in[1]);
+      dnnl_util::bind(pl.shift, *in[2]);
+      bind_stats(pl);
+      pl.train.run();
+      dnnl_util::stream().wait();
+    });
+    stats_valid_ = true;
+    stats_shape_ = x.shape();
+    const float *m = in[3]->data<float>(), *v = in[4]->data<float>();
+    const double mom = a_.momentum, vf = running_var_factor(trainer_, p);
+    for (size_t o = 1; o < out.size() && o <= 4; ++o) {
+      if (!out[o]) continue;
+      ensure(*out[o], DType::f32, in[3]->shape());
+      float* r = out[o]->data<float>();
+      for (int64_t c = 0; c < p.c; ++c)
+        r[c] = static_cast<float>(o == 1   ? m[c] * mom + bmean_[c] * (1 - mom)
+                                  : o == 2 ? v[c] * mom + bvar_[c] * vf * (1 - mom)
+                                  : o == 3 ? bmean_[c]
+                                           : bvar_[c]);
+    }
+  }
+
   Node node_;
   BnAttrs a_;
+  BatchNormRef ref_;
+  bool trainer_ = false;
   std::vector<float> scale_, shift_;
+  std::vector<float> bmean_, bvar_, sink_;  // batch statistics of the last training forward
+  bool stats_valid_ = false;
+  Shape stats_shape_;
+  dnnl_util::PlanCache<Plan> plans_;
 };
 
 std::unique_ptr<Kernel> make_bn_fast(const Node& node, const Graph& graph) {
   if (input_dtype(node, graph, 0) != DType::f32) return nullptr;
   for (size_t i = 1; i <= 4; ++i)
     if (input_dtype(node, graph, i) != DType::f32) return nullptr;
+  // A node that trains by itself (ONNX training graphs) runs the reference; mixq's trainer
+  // switches fast kernels of inference nodes into training with set_training.
   if (BnAttrs(node, graph).training) return nullptr;
   return std::make_unique<BatchNormFast>(node, graph);
 }
