@@ -288,6 +288,44 @@ TEST(PassesLayout, ChainRunsChannelsLastWithTransposesOnlyAtItsEnds) {
   expect_all_agree(g, {random_tensor({2, 3, 8, 8}, 7)}, "NHWC chain");
 }
 
+TEST(PassesLayout, EveryChannelsLastOpAgreesWithTheReference) {
+  Builder b;
+  int x = b.input("x", {-1, 4, 9, 9});
+  int shift = b.input("shift", {1, 4, 1, 1});
+  int dw = b.node("Conv", {x, b.weight("dw.w", {4, 1, 3, 3}, 70)}, "depthwise",
+                  {{"group", int64_t{4}}, {"pads", Ints{2, 2, 2, 2}}, {"dilations", Ints{2, 2}}});
+  int lr = b.node("LeakyRelu", {dw}, "leaky", {{"alpha", 0.1f}});
+  int cl = b.node("Clip",
+                  {lr, b.g.add_constant("lo", Tensor::scalar_f32(-0.5f)),
+                   b.g.add_constant("hi", Tensor::scalar_f32(0.8f))},
+                  "clip");
+  int fq = b.node("FakeQuant", {cl}, "fq",
+                  {{"scale", 0.01f},
+                   {"zero_point", int64_t{50}},
+                   {"qmin", int64_t{0}},
+                   {"qmax", int64_t{255}}});
+  b.g.nodes.back().domain = "mixq";
+  int sub = b.node("Sub", {fq, shift}, "sub");  // [1,C,1,1] graph input: transposed in
+  int ap = b.node("AveragePool", {sub}, "avg",
+                  {{"kernel_shape", Ints{3, 3}},
+                   {"strides", Ints{2, 2}},
+                   {"pads", Ints{1, 1, 1, 1}},
+                   {"count_include_pad", int64_t{1}},
+                   {"ceil_mode", int64_t{1}}});
+  int c = b.conv(ap, 4, 6, "conv");
+  int gm = b.node("GlobalMaxPool", {c}, "gmax");
+  Graph g = b.done({gm, ap});
+  Executor ex(g, Impl::fast, true);
+  const Graph& o = ex.graph();
+  for (const char* name : {"depthwise", "leaky", "clip", "fq", "sub", "avg_nhwc", "conv"})
+    EXPECT_TRUE(ex.channels_last(o.find_value(name))) << name;
+  EXPECT_FALSE(ex.channels_last(o.find_value("avg")));  // a graph output
+  // In: x and shift; out: avg (a graph output read on by the conv) and gmax.
+  EXPECT_EQ(count_ops(o, "Transpose"), 4);
+  expect_all_agree(g, {random_tensor({2, 4, 9, 9}, 71), random_tensor({1, 4, 1, 1}, 72)},
+                   "channels-last ops");
+}
+
 TEST(PassesLayout, NonLayoutOpInterruptsTheChain) {
   Builder b;
   int x = b.input("x", {-1, 3, 6, 6});
