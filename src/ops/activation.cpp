@@ -1,7 +1,10 @@
 // Activation ops: pointwise nonlinearities (attributes read once per node), PRelu with a
 // broadcast slope, Clip in its attribute (opset < 11) and input (opset >= 11) forms, and
 // Softmax / LogSoftmax in their opset < 13 (coerce to 2D) and opset >= 13 (single axis) forms.
+// Backward: every op here; Relu's and the other pointwise ones' f32 fast form is a parallel
+// vectorisable loop, PRelu's slope gradient is summed back to the slope's own shape.
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -23,6 +26,10 @@ struct ReluOp {
   T operator()(T x) const {
     return pick(x < T(0), T(0), x);
   }
+  template <class T>
+  T grad(T x, T) const {
+    return pick(x > T(0), T(1), T(0));
+  }
 };
 struct LeakyReluOp {
   static constexpr unsigned types = kFloatTypes;
@@ -30,6 +37,10 @@ struct LeakyReluOp {
   template <class T>
   T operator()(T x) const {
     return pick(x < T(0), static_cast<T>(alpha) * x, x);
+  }
+  template <class T>
+  T grad(T x, T) const {
+    return pick(x < T(0), static_cast<T>(alpha), T(1));
   }
   float alpha;
 };
@@ -49,6 +60,10 @@ struct SigmoidOp {
         (std::bit_cast<uint32_t>(e) & neg) | (std::bit_cast<uint32_t>(1.0f) & ~neg);
     return std::bit_cast<float>(num) / (1.0f + e);
   }
+  template <class T>
+  T grad(T, T y) const {
+    return y * (T(1) - y);
+  }
 };
 struct HardSigmoidOp {
   static constexpr unsigned types = kFloatTypes;
@@ -58,6 +73,11 @@ struct HardSigmoidOp {
   T operator()(T x) const {
     return unit_clamp(static_cast<T>(alpha) * x + static_cast<T>(beta));
   }
+  template <class T>
+  T grad(T x, T) const {
+    const T v = static_cast<T>(alpha) * x + static_cast<T>(beta);
+    return pick((v > T(0)) & (v < T(1)), static_cast<T>(alpha), T(0));
+  }
   float alpha, beta;
 };
 struct HardSwishOp {
@@ -66,6 +86,11 @@ struct HardSwishOp {
   T operator()(T x) const {
     return x * unit_clamp(x / T(6) + T(0.5));
   }
+  // 0 below -3, 1 above 3, x/3 + 1/2 between.
+  template <class T>
+  T grad(T x, T) const {
+    return pick(x < T(-3), T(0), pick(x > T(3), T(1), x / T(3) + T(0.5)));
+  }
 };
 struct EluOp {
   static constexpr unsigned types = kFloatTypes;
@@ -73,6 +98,10 @@ struct EluOp {
   template <class T>
   T operator()(T x) const {
     return x < T(0) ? static_cast<T>(alpha) * std::expm1(x) : x;
+  }
+  template <class T>
+  T grad(T x, T) const {
+    return x < T(0) ? static_cast<T>(alpha) * std::exp(x) : T(1);
   }
   float alpha;
 };
@@ -86,6 +115,11 @@ struct SeluOp {
     const T g = static_cast<T>(gamma);
     return x > T(0) ? g * x : g * static_cast<T>(alpha) * std::expm1(x);
   }
+  template <class T>
+  T grad(T x, T) const {
+    const T g = static_cast<T>(gamma);
+    return x > T(0) ? g : g * static_cast<T>(alpha) * std::exp(x);
+  }
   float alpha, gamma;
 };
 // log(1 + exp(x)) without overflow for large x.
@@ -95,12 +129,22 @@ struct SoftplusOp {
   T operator()(T x) const {
     return x > T(0) ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
   }
+  // The logistic function, written as SigmoidOp so exp never overflows.
+  template <class T>
+  T grad(T x, T) const {
+    return SigmoidOp()(x);
+  }
 };
 struct SoftsignOp {
   static constexpr unsigned types = kFloatTypes;
   template <class T>
   T operator()(T x) const {
     return x / (T(1) + std::fabs(x));
+  }
+  template <class T>
+  T grad(T x, T) const {
+    const T d = T(1) + std::fabs(x);
+    return T(1) / (d * d);
   }
 };
 // PRelu as a binary op: the slope is broadcast to the input's shape.
@@ -119,6 +163,14 @@ struct PReluOp {
   template <class T>
   T operator()(T x, T slope) const {
     return pick(x < T(0), static_cast<T>(wrapping(x) * wrapping(slope)), x);
+  }
+  template <class T>
+  T da(T x, T slope) const {
+    return pick(x < T(0), slope, T(1));
+  }
+  template <class T>
+  T db(T x, T) const {
+    return pick(x < T(0), x, T(0));
   }
 };
 
@@ -139,18 +191,7 @@ class ClipKernel : public Kernel {
     Tensor& y = result(out, 0, where_);
     visit_dtype<kNumericTypes>(x.dtype(), where_, [&](auto tag) {
       using T = typename decltype(tag)::type;
-      T lo = std::numeric_limits<T>::lowest(), hi = std::numeric_limits<T>::max();
-      if constexpr (std::is_floating_point_v<T>) {
-        lo = -std::numeric_limits<T>::infinity();
-        hi = std::numeric_limits<T>::infinity();
-      }
-      if (from_attrs_) {
-        lo = saturate_cast<T>(lo_);
-        hi = saturate_cast<T>(hi_);
-      } else {
-        if (in.size() > 1 && in[1]) lo = bound<T>(*in[1], x, "min");
-        if (in.size() > 2 && in[2]) hi = bound<T>(*in[2], x, "max");
-      }
+      auto [lo, hi] = bounds<T>(in, x);
       ensure(y, x.dtype(), x.shape());
       const T* px = x.data<T>();
       T* py = y.data<T>();
@@ -171,7 +212,67 @@ class ClipKernel : public Kernel {
     });
   }
 
+  // Following the forward's max-then-min: the gradient goes to max where x > max (or where the
+  // bounds cross), to min where x < min, else to x (bounds included). min and max are scalars.
+  bool has_backward() const override {
+    return true;
+  }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    const Tensor& x = arg(in, 0, where_);
+    const Tensor& gy = grad_arg(gout, 0, where_);
+    Tensor* gx = grad_slot(gin, 0);
+    Tensor* glo = !from_attrs_ && in.size() > 1 && in[1] ? grad_slot(gin, 1) : nullptr;
+    Tensor* ghi = !from_attrs_ && in.size() > 2 && in[2] ? grad_slot(gin, 2) : nullptr;
+    visit_dtype<kFloatTypes>(x.dtype(), where_, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      auto [lo, hi] = bounds<T>(in, x);
+      const T* px = x.data<T>();
+      const T* pg = gy.data<T>();
+      const int64_t n = x.numel();
+      T sum_lo = 0, sum_hi = 0;
+      T* pgx = nullptr;
+      if (gx) {
+        ensure(*gx, x.dtype(), x.shape());
+        pgx = gx->data<T>();
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        const T t = px[i] < lo ? lo : px[i];
+        const bool to_hi = t > hi, to_lo = !to_hi && px[i] < lo;
+        if (pgx) pgx[i] = to_hi || to_lo ? T(0) : pg[i];
+        if (to_hi) sum_hi += pg[i];
+        if (to_lo) sum_lo += pg[i];
+      }
+      if (glo) {
+        ensure(*glo, x.dtype(), in[1]->shape());
+        glo->data<T>()[0] = sum_lo;
+      }
+      if (ghi) {
+        ensure(*ghi, x.dtype(), in[2]->shape());
+        ghi->data<T>()[0] = sum_hi;
+      }
+    });
+  }
+
  private:
+  // [lo, hi] from the attributes or the optional inputs; unbounded when absent.
+  template <class T>
+  std::pair<T, T> bounds(const std::vector<const Tensor*>& in, const Tensor& x) const {
+    T lo = std::numeric_limits<T>::lowest(), hi = std::numeric_limits<T>::max();
+    if constexpr (std::is_floating_point_v<T>) {
+      lo = -std::numeric_limits<T>::infinity();
+      hi = std::numeric_limits<T>::infinity();
+    }
+    if (from_attrs_) {
+      lo = saturate_cast<T>(lo_);
+      hi = saturate_cast<T>(hi_);
+    } else {
+      if (in.size() > 1 && in[1]) lo = bound<T>(*in[1], x, "min");
+      if (in.size() > 2 && in[2]) hi = bound<T>(*in[2], x, "max");
+    }
+    return {lo, hi};
+  }
+
   template <class T>
   T bound(const Tensor& t, const Tensor& x, const char* name) const {
     check(t.numel() == 1, where_,
@@ -294,11 +395,57 @@ class SoftmaxKernel : public Kernel {
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor& x = arg(in, 0, where_);
     Tensor& y = result(out, 0, where_);
-    const int64_t r = static_cast<int64_t>(x.rank());
+    const auto [outer, len, inner] = view(x.shape());
+    visit_dtype<kFloatTypes>(x.dtype(), where_, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      ensure(y, x.dtype(), x.shape());
+      if constexpr (std::is_same_v<T, float>)
+        if (fast_) return softmax_fast<Log>(x.data<T>(), y.data<T>(), outer, len, inner);
+      softmax_reference<Log, T>(x.data<T>(), y.data<T>(), outer, len, inner);
+    });
+  }
+
+  // From the output y along the softmax axis: Softmax gx = y (gy - sum gy y), LogSoftmax
+  // gx = gy - exp(y) sum gy.
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>& out,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    Tensor* gx = grad_slot(gin, 0);
+    if (!gx) return;
+    const Tensor& x = arg(in, 0, where_);
+    const Tensor& y = arg(out, 0, where_);
+    const Tensor& gy = grad_arg(gout, 0, where_);
+    const auto [outer, len, inner] = view(x.shape());
+    visit_dtype<kFloatTypes>(x.dtype(), where_, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      ensure(*gx, x.dtype(), x.shape());
+      const T* py = y.data<T>();
+      const T* pg = gy.data<T>();
+      T* pgx = gx->data<T>();
+#pragma omp parallel for if (outer * len * inner >= kParallelMin) schedule(static)
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < inner; ++i) {
+          const int64_t base = o * len * inner + i;
+          T sum = 0;
+          for (int64_t j = 0; j < len; ++j) {
+            const int64_t k = base + j * inner;
+            sum += Log ? pg[k] : pg[k] * py[k];
+          }
+          for (int64_t j = 0; j < len; ++j) {
+            const int64_t k = base + j * inner;
+            pgx[k] = Log ? pg[k] - std::exp(py[k]) * sum : py[k] * (pg[k] - sum);
+          }
+        }
+    });
+  }
+
+ private:
+  // The input seen as [outer, len, inner], softmax running along len.
+  std::array<int64_t, 3> view(const Shape& s) const {
+    const int64_t r = static_cast<int64_t>(s.size());
     const int64_t a = axis_ < 0 ? axis_ + r : axis_;
     check(a >= 0 && a < r, where_,
           "axis " + std::to_string(axis_) + " out of range for rank " + std::to_string(r));
-    const Shape& s = x.shape();
     int64_t outer = 1, len = 1, inner = 1;
     for (int64_t d = 0; d < a; ++d) outer *= s[d];
     if (coerce_2d_) {
@@ -307,16 +454,9 @@ class SoftmaxKernel : public Kernel {
       len = s[a];
       for (int64_t d = a + 1; d < r; ++d) inner *= s[d];
     }
-    visit_dtype<kFloatTypes>(x.dtype(), where_, [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      ensure(y, x.dtype(), s);
-      if constexpr (std::is_same_v<T, float>)
-        if (fast_) return softmax_fast<Log>(x.data<T>(), y.data<T>(), outer, len, inner);
-      softmax_reference<Log, T>(x.data<T>(), y.data<T>(), outer, len, inner);
-    });
+    return {outer, len, inner};
   }
 
- private:
   std::string where_;
   bool coerce_2d_;
   int64_t axis_;

@@ -4,6 +4,9 @@
 // Every kernel here has one reference loop (the specification) and, when built as the fast
 // implementation, f32 OpenMP loops for the common layouts that fall back to the reference loop
 // for anything else, so a fast kernel is always correct whatever shapes it meets at run time.
+// Backward passes follow the same pattern: ops declare their derivatives (grad for unary ops,
+// da / db for binary ones) and the templates sum gradients back over broadcast dimensions;
+// the zero / reduce helpers also serve the shape ops' backward passes.
 #pragma once
 #include <algorithm>
 #include <bit>
@@ -289,6 +292,135 @@ bool binary_fast_f32(const Tensor& a, const Tensor& b, Tensor& y, F f) {
   return false;
 }
 
+// ---- backward helpers -----------------------------------------------------------------------
+
+// The gradient flowing into output i of a backward pass; throws when it is missing.
+inline const Tensor& grad_arg(const std::vector<const Tensor*>& gout, size_t i,
+                              const std::string& where) {
+  check(i < gout.size() && gout[i] != nullptr, where,
+        "no gradient for output " + std::to_string(i));
+  return *gout[i];
+}
+// The gradient slot of input i, or nullptr when that gradient is not wanted.
+inline Tensor* grad_slot(const std::vector<Tensor*>& gin, size_t i) {
+  return i < gin.size() ? gin[i] : nullptr;
+}
+
+// Sizes t to dtype and shape, all zeros.
+template <class T>
+void zeros(Tensor& t, const Shape& shape) {
+  ensure(t, dtype_of<T>(), shape);
+  std::fill(t.data<T>(), t.data<T>() + t.numel(), T(0));
+}
+
+// out = g summed over the dimensions along which `shape` was broadcast to g's shape: the
+// gradient of an operand that broadcasting expanded.
+template <class T>
+void reduce_to_shape(const Tensor& g, const Shape& shape, Tensor& out) {
+  zeros<T>(out, shape);
+  if (g.numel() == 0 || out.numel() == 0) return;
+  BroadcastLoop loop(g.shape(), {shape});
+  const T* pg = g.data<T>();
+  T* po = out.data<T>();
+  const int64_t n = loop.row_len(), s = loop.step(0);
+  loop.for_each_row([&](int64_t o, const int64_t* off) {
+    T* r = po + off[0];
+    const T* q = pg + o;
+    if (s) {
+      for (int64_t i = 0; i < n; ++i) r[i] += q[i];
+    } else {
+      T acc = 0;
+      for (int64_t i = 0; i < n; ++i) acc += q[i];
+      *r += acc;
+    }
+  });
+}
+
+// Backward of y = f(a, b) with broadcasting: ga = sum gy * da(a, b), gb = sum gy * db(a, b),
+// each summed back to its operand's shape; a null ga or gb is skipped. gy has y's shape.
+template <class A, class B, class DA, class DB>
+void binary_backward_reference(const Tensor& a, const Tensor& b, const Tensor& gy, Tensor* ga,
+                               Tensor* gb, DA da, DB db) {
+  if (ga) zeros<A>(*ga, a.shape());
+  if (gb) zeros<B>(*gb, b.shape());
+  if (gy.numel() == 0) return;
+  BroadcastLoop loop(gy.shape(), {a.shape(), b.shape()});
+  const A* pa = a.data<A>();
+  const B* pb = b.data<B>();
+  const A* pg = gy.data<A>();
+  A* pga = ga ? ga->data<A>() : nullptr;
+  B* pgb = gb ? gb->data<B>() : nullptr;
+  const int64_t n = loop.row_len(), sa = loop.step(0), sb = loop.step(1);
+  loop.for_each_row([&](int64_t o, const int64_t* off) {
+    for (int64_t i = 0; i < n; ++i) {
+      const A x = pa[off[0] + i * sa];
+      const B e = pb[off[1] + i * sb];
+      if (pga) pga[off[0] + i * sa] += pg[o + i] * da(x, e);
+      if (pgb) pgb[off[1] + i * sb] += static_cast<B>(pg[o + i]) * db(x, e);
+    }
+  });
+}
+
+// The f32 fast backward for the block layouts of binary_fast_f32: the operand spanning the
+// output gets its gradient elementwise, the other one summed per block element in parallel.
+// d_big(big, small) and d_small(big, small) are the partial derivatives in that argument order.
+// Returns false (doing nothing) when the layout is not one of those.
+template <class DBig, class DSmall>
+bool binary_backward_fast_f32(const Tensor& a, const Tensor& b, const Tensor& gy, Tensor* ga,
+                              Tensor* gb, DBig da, DSmall db) {
+  BlockLayout l;
+  const int64_t total = gy.numel();
+  const bool a_big = a.numel() == total && block_layout(b.shape(), gy.shape(), &l);
+  if (!a_big && !(b.numel() == total && block_layout(a.shape(), gy.shape(), &l))) return false;
+  const Tensor& big = a_big ? a : b;
+  const Tensor& small = a_big ? b : a;
+  Tensor* gbig = a_big ? ga : gb;
+  Tensor* gsmall = a_big ? gb : ga;
+  // Partial derivatives in (big, small) order whichever operand is first.
+  auto d_big = [&](float x, float s) { return a_big ? da(x, s) : db(s, x); };
+  auto d_small = [&](float x, float s) { return a_big ? db(x, s) : da(s, x); };
+  const float* px = big.data<float>();
+  const float* ps = small.data<float>();
+  const float* pg = gy.data<float>();
+  const int64_t m = l.mid, in = l.inner, outer = l.outer;
+  const bool par = total >= kParallelMin;
+  if (gbig) {
+    ensure(*gbig, DType::f32, big.shape());
+    float* r = gbig->data<float>();
+#pragma omp parallel for if (par) schedule(static)
+    for (int64_t om = 0; om < outer * m; ++om) {
+      const float s = ps[om % m];
+      const int64_t base = om * in;
+#pragma omp simd
+      for (int64_t i = 0; i < in; ++i) r[base + i] = pg[base + i] * d_big(px[base + i], s);
+    }
+  }
+  if (gsmall) {
+    ensure(*gsmall, DType::f32, small.shape());
+    float* r = gsmall->data<float>();
+    if (m == 1) {  // a single element: one parallel sum
+      const float s = ps[0];
+      float acc = 0;
+#pragma omp parallel for simd if (par) schedule(static) reduction(+ : acc)
+      for (int64_t i = 0; i < total; ++i) acc += pg[i] * d_small(px[i], s);
+      r[0] = acc;
+    } else {
+#pragma omp parallel for if (par) schedule(static)
+      for (int64_t k = 0; k < m; ++k) {
+        const float s = ps[k];
+        float acc = 0;
+        for (int64_t o = 0; o < outer; ++o) {
+          const int64_t base = (o * m + k) * in;
+#pragma omp simd reduction(+ : acc)
+          for (int64_t i = 0; i < in; ++i) acc += pg[base + i] * d_small(px[base + i], s);
+        }
+        r[k] = acc;
+      }
+    }
+  }
+  return true;
+}
+
 // ---- kernel templates -----------------------------------------------------------------------
 
 // An op functor is built from the node when it has such a constructor (attributes), else by
@@ -333,6 +465,44 @@ class UnaryKernel : public Kernel {
       }
       for (int64_t i = 0; i < n; ++i) py[i] = op_(px[i]);
     });
+  }
+
+  // Backward when Op has `template <class T> T grad(T x, T y) const`, dy/dx from the input and
+  // the output; float types only.
+  static constexpr bool kHasGrad = requires(const Op& op) {
+    op.grad(0.0, 0.0);
+  };
+  bool has_backward() const override {
+    return kHasGrad;
+  }
+
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>& out,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    if constexpr (!kHasGrad) {
+      Kernel::backward(in, out, gout, gin);
+    } else {
+      Tensor* gx = grad_slot(gin, 0);
+      if (!gx) return;
+      const Tensor& x = arg(in, 0, where_);
+      const Tensor& y = arg(out, 0, where_);
+      const Tensor& gy = grad_arg(gout, 0, where_);
+      visit_dtype<Op::types & kFloatTypes>(x.dtype(), where_, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        ensure(*gx, x.dtype(), x.shape());
+        const T* px = x.data<T>();
+        const T* py = y.data<T>();
+        const T* pg = gy.data<T>();
+        T* pgx = gx->data<T>();
+        const int64_t n = x.numel();
+        const Op op = op_;
+        if (std::is_same_v<T, float> && fast_) {
+#pragma omp parallel for simd if (n >= kParallelMin) schedule(static)
+          for (int64_t i = 0; i < n; ++i) pgx[i] = pg[i] * op.grad(px[i], py[i]);
+          return;
+        }
+        for (int64_t i = 0; i < n; ++i) pgx[i] = pg[i] * op.grad(px[i], py[i]);
+      });
+    }
   }
 
  private:
@@ -386,6 +556,42 @@ class BinaryKernel : public Kernel {
         if (fast_ && binary_fast_f32<R>(a, b, y, op_)) return;
       binary_reference<T, T, R>(a, b, y, op_);
     });
+  }
+
+  // Backward when Op has `template <class T> T da(T a, T b) const` and `db`, the partial
+  // derivatives; float types only. Gradients are summed back over broadcast dimensions.
+  static constexpr bool kHasGrad = requires(const Op& op) {
+    op.da(0.0, 0.0);
+    op.db(0.0, 0.0);
+  };
+  bool has_backward() const override { return kHasGrad; }
+
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>& out,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    if constexpr (!kHasGrad) {
+      Kernel::backward(in, out, gout, gin);
+    } else {
+      const Tensor& a = arg(in, 0, where_);
+      const Tensor& b0 = arg(in, 1, where_);
+      Tensor b = b0;
+      if constexpr (requires { Op::adapt_second(a, b); }) b = Op::adapt_second(a, b);
+      const Tensor& gy = grad_arg(gout, 0, where_);
+      Tensor* ga = grad_slot(gin, 0);
+      Tensor* gb = grad_slot(gin, 1);
+      if (!ga && !gb) return;
+      Tensor gb_view;  // the gradient in b's adapted shape, reshaped to b's own shape at the end
+      visit_dtype<Op::types & kFloatTypes>(a.dtype(), where_, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const Op op = op_;
+        auto da = [op](T x, T e) { return op.da(x, e); };
+        auto db = [op](T x, T e) { return op.db(x, e); };
+        bool done = false;
+        if constexpr (std::is_same_v<T, float>)
+          if (fast_) done = binary_backward_fast_f32(a, b, gy, ga, gb ? &gb_view : nullptr, da, db);
+        if (!done) binary_backward_reference<T, T>(a, b, gy, ga, gb ? &gb_view : nullptr, da, db);
+      });
+      if (gb) *gb = gb_view.reshaped(b0.shape());
+    }
   }
 
  private:

@@ -1,6 +1,9 @@
 // Elementwise ops: arithmetic with numpy broadcasting, variadic Max/Min/Sum/Mean, comparisons,
 // logic, Where, and the unary math functions. Integer arithmetic wraps (no undefined behaviour
 // on overflow) and integer Div truncates like C; division by zero throws naming the node.
+// Backward (float types): the arithmetic, Pow (base and exponent), Max / Min (to the selected
+// input), Sum, Mean, Where and the differentiable unary functions; rounding, sign, comparisons
+// and logic have none.
 #include <cmath>
 #include <cstring>
 
@@ -17,6 +20,14 @@ struct AddOp {
   T operator()(T a, T b) const {
     return static_cast<T>(wrapping(a) + wrapping(b));
   }
+  template <class T>
+  T da(T, T) const {
+    return T(1);
+  }
+  template <class T>
+  T db(T, T) const {
+    return T(1);
+  }
 };
 struct SubOp {
   static constexpr unsigned types = kNumericTypes;
@@ -24,12 +35,28 @@ struct SubOp {
   T operator()(T a, T b) const {
     return static_cast<T>(wrapping(a) - wrapping(b));
   }
+  template <class T>
+  T da(T, T) const {
+    return T(1);
+  }
+  template <class T>
+  T db(T, T) const {
+    return T(-1);
+  }
 };
 struct MulOp {
   static constexpr unsigned types = kNumericTypes;
   template <class T>
   T operator()(T a, T b) const {
     return static_cast<T>(wrapping(a) * wrapping(b));
+  }
+  template <class T>
+  T da(T, T b) const {
+    return b;
+  }
+  template <class T>
+  T db(T a, T) const {
+    return a;
   }
 };
 struct DivOp {
@@ -44,6 +71,14 @@ struct DivOp {
     }
     return static_cast<T>(a / b);
   }
+  template <class T>
+  T da(T, T b) const {
+    return T(1) / b;
+  }
+  template <class T>
+  T db(T a, T b) const {
+    return -a / (b * b);
+  }
   std::string where;
 };
 template <class T>
@@ -53,19 +88,44 @@ bool is_nan(T v) {
   else
     return false;
 }
-// NaN in either operand gives NaN, as numpy's maximum / minimum.
+// NaN in either operand gives NaN, as numpy's maximum / minimum. Ties select the first operand,
+// and the gradient goes to the selected operand alone.
 struct MaxOp {
   static constexpr unsigned types = kNumericTypes;
   template <class T>
+  static bool second(T a, T b) {
+    return (a < b) | is_nan(b);
+  }
+  template <class T>
   T operator()(T a, T b) const {
-    return pick((a < b) | is_nan(b), b, a);
+    return pick(second(a, b), b, a);
+  }
+  template <class T>
+  T da(T a, T b) const {
+    return pick(second(a, b), T(0), T(1));
+  }
+  template <class T>
+  T db(T a, T b) const {
+    return pick(second(a, b), T(1), T(0));
   }
 };
 struct MinOp {
   static constexpr unsigned types = kNumericTypes;
   template <class T>
+  static bool second(T a, T b) {
+    return (b < a) | is_nan(b);
+  }
+  template <class T>
   T operator()(T a, T b) const {
-    return pick((b < a) | is_nan(b), b, a);
+    return pick(second(a, b), b, a);
+  }
+  template <class T>
+  T da(T a, T b) const {
+    return pick(second(a, b), T(0), T(1));
+  }
+  template <class T>
+  T db(T a, T b) const {
+    return pick(second(a, b), T(1), T(0));
   }
 };
 
@@ -160,6 +220,39 @@ class PowKernel : public Kernel {
     });
   }
 
+  // d/dx = e x^(e-1); d/de = x^e log x, taken as 0 where x <= 0 (no real logarithm). An integer
+  // exponent gets no gradient; an integer base none at all.
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    const Tensor& x = arg(in, 0, where_);
+    const Tensor& e = arg(in, 1, where_);
+    const Tensor& gy = grad_arg(gout, 0, where_);
+    Tensor* gx = grad_slot(gin, 0);
+    Tensor* ge = grad_slot(gin, 1);
+    visit_dtype<kFloatTypes>(x.dtype(), where_, [&](auto xt) {
+      using T = typename decltype(xt)::type;
+      visit_dtype<kNumericTypes>(e.dtype(), where_, [&](auto et) {
+        using U = typename decltype(et)::type;
+        auto dx = [](T a, U b) {
+          const T p = static_cast<T>(b);
+          return p * static_cast<T>(std::pow(a, p - T(1)));
+        };
+        auto de = [](T a, U b) -> U {
+          if constexpr (std::is_floating_point_v<U>) {
+            if (!(a > T(0))) return U(0);
+            const U la = static_cast<U>(a);
+            return std::pow(la, b) * std::log(la);
+          } else {
+            return U(0);
+          }
+        };
+        binary_backward_reference<T, U>(x, e, gy, gx, std::is_floating_point_v<U> ? ge : nullptr,
+                                        dx, de);
+      });
+    });
+  }
+
  private:
   std::string where_;
   bool fast_;
@@ -209,10 +302,77 @@ class VariadicKernel : public Kernel {
     });
   }
 
+  // Sum and Mean pass the gradient to every input (scaled by 1/n for Mean); Max and Min to the
+  // input each output element came from (the first one on ties, as the forward fold keeps it).
+  static constexpr bool kSelects = requires { Op::second(0.0, 0.0); };
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>& out,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    const Tensor& gy = grad_arg(gout, 0, where_);
+    const Shape& shape = arg(out, 0, where_).shape();
+    visit_dtype<types & kFloatTypes>(arg(in, 0, where_).dtype(), where_, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      std::vector<uint32_t> from;  // for Max / Min: index of the selected input per element
+      if constexpr (kSelects) from = selected<T>(in, shape);
+      for (size_t k = 0; k < in.size(); ++k) {
+        Tensor* g = grad_slot(gin, k);
+        if (!g) continue;
+        if constexpr (kSelects) {
+          zeros<T>(*g, in[k]->shape());
+          if (gy.numel() == 0) continue;
+          BroadcastLoop loop(shape, {in[k]->shape()});
+          const T* pg = gy.data<T>();
+          T* r = g->data<T>();
+          const int64_t n = loop.row_len(), s = loop.step(0);
+          loop.for_each_row([&](int64_t o, const int64_t* off) {
+            for (int64_t i = 0; i < n; ++i)
+              if (from[o + i] == k) r[off[0] + i * s] += pg[o + i];
+          });
+        } else {
+          reduce_to_shape<T>(gy, in[k]->shape(), *g);
+          if constexpr (Mean) {
+            T* r = g->data<T>();
+            const T inv = T(1) / static_cast<T>(in.size());
+            for (int64_t i = 0; i < g->numel(); ++i) r[i] *= inv;
+          }
+        }
+      }
+    });
+  }
+
  private:
+  // For each output element, the index of the input the fold took it from.
+  template <class T>
+  std::vector<uint32_t> selected(const std::vector<const Tensor*>& in, const Shape& shape) const;
+
   std::string where_;
   Op op_;
 };
+
+template <class Op, bool Mean>
+template <class T>
+std::vector<uint32_t> VariadicKernel<Op, Mean>::selected(const std::vector<const Tensor*>& in,
+                                                         const Shape& shape) const {
+  const int64_t total = shape_numel(shape);
+  std::vector<uint32_t> from(total, 0);
+  std::vector<T> best(total);
+  for (size_t k = 0; k < in.size(); ++k) {
+    if (total == 0) break;
+    BroadcastLoop loop(shape, {in[k]->shape()});
+    const T* p = in[k]->data<T>();
+    const int64_t n = loop.row_len(), s = loop.step(0);
+    loop.for_each_row([&](int64_t o, const int64_t* off) {
+      for (int64_t i = 0; i < n; ++i) {
+        const T v = p[off[0] + i * s];
+        if (k == 0 || Op::second(best[o + i], v)) {
+          best[o + i] = v;
+          from[o + i] = static_cast<uint32_t>(k);
+        }
+      }
+    });
+  }
+  return from;
+}
 
 template <class Op, bool Mean>
 std::unique_ptr<Kernel> make_variadic(const Node& node, const Graph& graph) {
@@ -252,6 +412,39 @@ class WhereKernel : public Kernel {
     });
   }
 
+  // The gradient goes to X where the condition holds and to Y elsewhere; none to the condition.
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    const Tensor& c = arg(in, 0, where_);
+    const Tensor& a = arg(in, 1, where_);
+    const Tensor& b = arg(in, 2, where_);
+    const Tensor& gy = grad_arg(gout, 0, where_);
+    Tensor* ga = grad_slot(gin, 1);
+    Tensor* gb = grad_slot(gin, 2);
+    visit_dtype<kFloatTypes>(a.dtype(), where_, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      if (ga) zeros<T>(*ga, a.shape());
+      if (gb) zeros<T>(*gb, b.shape());
+      if (gy.numel() == 0) return;
+      BroadcastLoop loop(gy.shape(), {c.shape(), a.shape(), b.shape()});
+      const bool* pc = c.data<bool>();
+      const T* pg = gy.data<T>();
+      T* pa = ga ? ga->data<T>() : nullptr;
+      T* pb = gb ? gb->data<T>() : nullptr;
+      const int64_t n = loop.row_len(), sc = loop.step(0), sa = loop.step(1), sb = loop.step(2);
+      loop.for_each_row([&](int64_t o, const int64_t* off) {
+        for (int64_t i = 0; i < n; ++i) {
+          if (pc[off[0] + i * sc]) {
+            if (pa) pa[off[1] + i * sa] += pg[o + i];
+          } else if (pb) {
+            pb[off[2] + i * sb] += pg[o + i];
+          }
+        }
+      });
+    });
+  }
+
  private:
   std::string where_;
 };
@@ -271,6 +464,10 @@ struct NegOp {
     else
       return static_cast<T>(0 - wrapping(x));
   }
+  template <class T>
+  T grad(T, T) const {
+    return T(-1);
+  }
 };
 struct AbsOp {
   static constexpr unsigned types = kNumericTypes;
@@ -282,6 +479,10 @@ struct AbsOp {
       return x < 0 ? static_cast<T>(0 - wrapping(x)) : x;
     else
       return x;
+  }
+  template <class T>
+  T grad(T x, T) const {
+    return pick(x > T(0), T(1), pick(x < T(0), T(-1), T(0)));
   }
 };
 struct SignOp {
@@ -304,6 +505,10 @@ struct ReciprocalOp {
   T operator()(T x) const {
     return T(1) / x;
   }
+  template <class T>
+  T grad(T, T y) const {
+    return -y * y;
+  }
 };
 
 struct ExpOp {
@@ -313,9 +518,14 @@ struct ExpOp {
     return std::exp(x);
   }
   float fast(float x) const { return vexp(x); }
+  template <class T>
+  T grad(T, T y) const {
+    return y;
+  }
 };
 
-// Float functions of <cmath>, one functor each.
+// Float functions of <cmath>, one functor each; the differentiable ones with their derivative
+// written from the input x and output y.
 #define MIXQ_FLOAT_UNARY(Name, expr)               \
   struct Name {                                    \
     static constexpr unsigned types = kFloatTypes; \
@@ -324,25 +534,38 @@ struct ExpOp {
       return expr;                                 \
     }                                              \
   };
-MIXQ_FLOAT_UNARY(LogOp, std::log(x))
-MIXQ_FLOAT_UNARY(SqrtOp, std::sqrt(x))
+#define MIXQ_FLOAT_UNARY_GRAD(Name, expr, dexpr)               \
+  struct Name {                                                \
+    static constexpr unsigned types = kFloatTypes;             \
+    template <class T>                                         \
+    T operator()(T x) const {                                  \
+      return expr;                                             \
+    }                                                          \
+    template <class T>                                         \
+    T grad([[maybe_unused]] T x, [[maybe_unused]] T y) const { \
+      return dexpr;                                            \
+    }                                                          \
+  };
+MIXQ_FLOAT_UNARY_GRAD(LogOp, std::log(x), T(1) / x)
+MIXQ_FLOAT_UNARY_GRAD(SqrtOp, std::sqrt(x), T(0.5) / y)
 MIXQ_FLOAT_UNARY(FloorOp, std::floor(x))
 MIXQ_FLOAT_UNARY(CeilOp, std::ceil(x))
 MIXQ_FLOAT_UNARY(RoundOp, std::nearbyint(x))  // default rounding mode: half to even
-MIXQ_FLOAT_UNARY(TanhOp, std::tanh(x))
-MIXQ_FLOAT_UNARY(ErfOp, std::erf(x))
-MIXQ_FLOAT_UNARY(SinOp, std::sin(x))
-MIXQ_FLOAT_UNARY(CosOp, std::cos(x))
-MIXQ_FLOAT_UNARY(TanOp, std::tan(x))
-MIXQ_FLOAT_UNARY(AsinOp, std::asin(x))
-MIXQ_FLOAT_UNARY(AcosOp, std::acos(x))
-MIXQ_FLOAT_UNARY(AtanOp, std::atan(x))
-MIXQ_FLOAT_UNARY(SinhOp, std::sinh(x))
-MIXQ_FLOAT_UNARY(CoshOp, std::cosh(x))
-MIXQ_FLOAT_UNARY(AsinhOp, std::asinh(x))
-MIXQ_FLOAT_UNARY(AcoshOp, std::acosh(x))
-MIXQ_FLOAT_UNARY(AtanhOp, std::atanh(x))
+MIXQ_FLOAT_UNARY_GRAD(TanhOp, std::tanh(x), T(1) - y * y)
+MIXQ_FLOAT_UNARY_GRAD(ErfOp, std::erf(x), T(1.1283791670955126) * std::exp(-x * x))  // 2/sqrt(pi)
+MIXQ_FLOAT_UNARY_GRAD(SinOp, std::sin(x), std::cos(x))
+MIXQ_FLOAT_UNARY_GRAD(CosOp, std::cos(x), -std::sin(x))
+MIXQ_FLOAT_UNARY_GRAD(TanOp, std::tan(x), T(1) + y * y)
+MIXQ_FLOAT_UNARY_GRAD(AsinOp, std::asin(x), T(1) / std::sqrt(T(1) - x * x))
+MIXQ_FLOAT_UNARY_GRAD(AcosOp, std::acos(x), T(-1) / std::sqrt(T(1) - x * x))
+MIXQ_FLOAT_UNARY_GRAD(AtanOp, std::atan(x), T(1) / (T(1) + x * x))
+MIXQ_FLOAT_UNARY_GRAD(SinhOp, std::sinh(x), std::cosh(x))
+MIXQ_FLOAT_UNARY_GRAD(CoshOp, std::cosh(x), std::sinh(x))
+MIXQ_FLOAT_UNARY_GRAD(AsinhOp, std::asinh(x), T(1) / std::sqrt(x * x + T(1)))
+MIXQ_FLOAT_UNARY_GRAD(AcoshOp, std::acosh(x), T(1) / std::sqrt(x * x - T(1)))
+MIXQ_FLOAT_UNARY_GRAD(AtanhOp, std::atanh(x), T(1) / (T(1) - x * x))
 #undef MIXQ_FLOAT_UNARY
+#undef MIXQ_FLOAT_UNARY_GRAD
 
 template <class Op>
 void add_binary(Registry& r, const std::string& op_type, bool with_fast) {
