@@ -1,6 +1,7 @@
 // Shape and data-movement ops. The ops here only change a tensor's shape and return a view that
 // shares the input's storage (Reshape, Flatten, Squeeze, Unsqueeze, Identity) or read the shape
 // itself (Shape, Size). The ops that move bytes live in shape_*.cpp, one family per file.
+// Backward: the view ops pass the gradient through as a view; Shape and Size have none.
 #include <algorithm>
 
 #include "ops/common.h"
@@ -17,7 +18,21 @@ void register_shape_pad_ops(Registry& r);
 
 namespace {
 
-class Reshape final : public Kernel {
+// Backward of the ops that return a view: the output's gradient seen in the input's shape (a
+// view too). The shape and axes inputs are integers and get no gradient.
+class ViewKernel : public Kernel {
+ public:
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    if (gin.empty() || !gin[0]) return;
+    check(in.size() > 0 && in[0], label, "missing input 0");
+    check(!gout.empty() && gout[0], label, "no gradient for output 0");
+    *gin[0] = gout[0]->reshaped(in[0]->shape());
+  }
+};
+
+class Reshape final : public ViewKernel {
  public:
   Reshape(const Node& node, const Graph&)
       : node_(node), allowzero_(node.get_int("allowzero", 0) != 0) {}
@@ -65,7 +80,7 @@ class Reshape final : public Kernel {
   bool allowzero_;
 };
 
-class Flatten final : public Kernel {
+class Flatten final : public ViewKernel {
  public:
   Flatten(const Node& node, const Graph&) : node_(node), axis_(node.get_int("axis", 1)) {}
 
@@ -97,7 +112,7 @@ std::vector<int64_t> axes_of(const Node& node, const std::vector<const Tensor*>&
   return node.get_ints("axes");
 }
 
-class Squeeze final : public Kernel {
+class Squeeze final : public ViewKernel {
  public:
   Squeeze(const Node& node, const Graph&) : node_(node) {}
 
@@ -125,7 +140,7 @@ class Squeeze final : public Kernel {
   Node node_;
 };
 
-class Unsqueeze final : public Kernel {
+class Unsqueeze final : public ViewKernel {
  public:
   Unsqueeze(const Node& node, const Graph&) : node_(node) {}
 
@@ -150,7 +165,7 @@ class Unsqueeze final : public Kernel {
   Node node_;
 };
 
-class Identity final : public Kernel {
+class Identity final : public ViewKernel {
  public:
   Identity(const Node& node, const Graph&) : node_(node) {}
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {

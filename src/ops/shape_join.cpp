@@ -1,5 +1,6 @@
 // Concat and Split: joining and cutting tensors along one axis. Seen as [outer, axis, inner],
-// every input of a Concat (or output of a Split) is a sequence of contiguous runs.
+// every input of a Concat (or output of a Split) is a sequence of contiguous runs, and so is
+// every gradient of their backward passes (which cut and join the other way round).
 #include <cstring>
 
 #include "ops/common.h"
@@ -51,6 +52,33 @@ class Concat : public Kernel {
     }
     ensure(*out[0], first.dtype(), s);
     if (out[0]->numel()) copy(xs, a, *out[0]);
+  }
+
+  // Each input's gradient is its block of the output's gradient, cut along the axis.
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    check(!gout.empty() && gout[0], node_.label(), "no gradient for output 0");
+    const Tensor& g = *gout[0];
+    check(g.rank() >= 1, node_.label(), "gradient has the wrong shape");
+    const size_t a = static_cast<size_t>(normalize_axis(axis_, g.rank(), node_));
+    const int64_t outer = prod(g.shape(), 0, a), inner = prod(g.shape(), a + 1, g.rank());
+    const size_t es = dtype_size(g.dtype());
+    const auto* src = static_cast<const std::byte*>(g.raw());
+    int64_t base = 0;
+    for (size_t i = 0; i < in.size(); ++i) {
+      if (!in[i]) continue;
+      const int64_t len = in[i]->dim(a);
+      if (i < gin.size() && gin[i]) {
+        ensure(*gin[i], g.dtype(), in[i]->shape());
+        auto* dst = static_cast<std::byte*>(gin[i]->raw());
+        const size_t run = static_cast<size_t>(len * inner) * es;
+        for (int64_t o = 0; o < outer && run; ++o)
+          std::memcpy(dst + o * run, src + (o * g.dim(a) + base) * inner * es, run);
+      }
+      base += len;
+    }
+    check(base == g.dim(a), node_.label(), "gradient has the wrong shape");
   }
 
  protected:
@@ -114,28 +142,9 @@ class Split final : public Kernel {
 
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor& x = required_input(in, 0, node_);
-    check(x.rank() >= 1, node_.label(), "cannot split a scalar");
-    const size_t a = static_cast<size_t>(normalize_axis(axis_, x.rank(), node_));
+    size_t a = 0;
+    const std::vector<int64_t> sizes = split_sizes(x, in, out.size(), &a);
     const int64_t dim = x.dim(a);
-    // Sizes come from the input (opset 13), the attribute (before 13), or equal parts.
-    std::vector<int64_t> sizes = in.size() > 1 && in[1] ? in[1]->to_ints() : split_;
-    if (sizes.empty()) {
-      const int64_t n = static_cast<int64_t>(out.size());
-      check(n > 0 && dim % n == 0, node_.label(),
-            "axis of size " + std::to_string(dim) + " does not split into " + std::to_string(n) +
-                " equal parts");
-      sizes.assign(n, dim / n);
-    }
-    check(sizes.size() == out.size(), node_.label(),
-          std::to_string(sizes.size()) + " split sizes for " + std::to_string(out.size()) +
-              " outputs");
-    int64_t total = 0;
-    for (int64_t v : sizes) {
-      check(v >= 0, node_.label(), "negative split size");
-      total += v;
-    }
-    check(total == dim, node_.label(),
-          "split sizes sum to " + std::to_string(total) + ", axis has " + std::to_string(dim));
     const int64_t outer = prod(x.shape(), 0, a), inner = prod(x.shape(), a + 1, x.rank());
     const size_t es = dtype_size(x.dtype());
     const auto* src = static_cast<const std::byte*>(x.raw());
@@ -155,7 +164,63 @@ class Split final : public Kernel {
     }
   }
 
+  // The input's gradient is the outputs' gradients joined along the axis (zeros for an output
+  // no gradient flows into).
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>& out,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    if (gin.empty() || !gin[0]) return;
+    const Tensor& x = required_input(in, 0, node_);
+    size_t a = 0;
+    const std::vector<int64_t> sizes = split_sizes(x, in, out.size(), &a);
+    const int64_t dim = x.dim(a);
+    const int64_t outer = prod(x.shape(), 0, a), inner = prod(x.shape(), a + 1, x.rank());
+    const size_t es = dtype_size(x.dtype());
+    *gin[0] = Tensor(x.dtype(), x.shape());  // zeros
+    auto* dst = static_cast<std::byte*>(gin[0]->raw());
+    int64_t base = 0;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      const int64_t len = sizes[i];
+      if (i < gout.size() && gout[i]) {
+        const Tensor& g = *gout[i];
+        check(g.dtype() == x.dtype() && g.numel() == outer * len * inner, node_.label(),
+              "gradient of output " + std::to_string(i) + " has the wrong type or shape");
+        const auto* src = static_cast<const std::byte*>(g.raw());
+        const size_t run = static_cast<size_t>(len * inner) * es;
+        for (int64_t o = 0; o < outer && run; ++o)
+          std::memcpy(dst + ((o * dim + base) * inner) * es, src + o * run, run);
+      }
+      base += len;
+    }
+  }
+
  private:
+  // Sizes along the axis *a from the input (opset 13), the attribute (before 13), or equal parts.
+  std::vector<int64_t> split_sizes(const Tensor& x, const std::vector<const Tensor*>& in,
+                                   size_t n_out, size_t* a) const {
+    check(x.rank() >= 1, node_.label(), "cannot split a scalar");
+    *a = static_cast<size_t>(normalize_axis(axis_, x.rank(), node_));
+    const int64_t dim = x.dim(*a);
+    std::vector<int64_t> sizes = in.size() > 1 && in[1] ? in[1]->to_ints() : split_;
+    if (sizes.empty()) {
+      const int64_t n = static_cast<int64_t>(n_out);
+      check(n > 0 && dim % n == 0, node_.label(),
+            "axis of size " + std::to_string(dim) + " does not split into " + std::to_string(n) +
+                " equal parts");
+      sizes.assign(n, dim / n);
+    }
+    check(sizes.size() == n_out, node_.label(),
+          std::to_string(sizes.size()) + " split sizes for " + std::to_string(n_out) + " outputs");
+    int64_t total = 0;
+    for (int64_t v : sizes) {
+      check(v >= 0, node_.label(), "negative split size");
+      total += v;
+    }
+    check(total == dim, node_.label(),
+          "split sizes sum to " + std::to_string(total) + ", axis has " + std::to_string(dim));
+    return sizes;
+  }
+
   Node node_;
   int64_t axis_;
   std::vector<int64_t> split_;

@@ -1,8 +1,11 @@
 // Pad with modes constant, reflect and edge. Pads are an attribute before opset 11 and an input
 // from 11 (with an optional constant_value input). Negative pads crop: the result is the padding
-// of the cropped tensor, so reflect and edge read the cropped borders.
+// of the cropped tensor, so reflect and edge read the cropped borders. Backward (float types, all
+// modes): each output element's gradient is added to the input element it was read from, and
+// for constant mode the padding's gradient to the constant_value input.
 #include <cstring>
 
+#include "ops/broadcast.h"
 #include "ops/common.h"
 #include "ops/kernel.h"
 
@@ -73,10 +76,7 @@ class Pad : public Kernel {
 
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor& x = required_input(in, 0, node_);
-    const size_t r = x.rank(), es = dtype_size(x.dtype());
-    const std::vector<int64_t> pads = attr_form_ ? pads_ : required_input(in, 1, node_).to_ints();
-    check(pads.size() == 2 * r, node_.label(),
-          std::to_string(pads.size()) + " pads for a rank-" + std::to_string(r) + " input");
+    const size_t es = dtype_size(x.dtype());
     std::vector<std::byte> fill(es);
     if (attr_form_) {
       store_as(x.dtype(), value_, fill.data());
@@ -84,7 +84,67 @@ class Pad : public Kernel {
       check(in[2]->dtype() == x.dtype(), node_.label(), "constant_value type differs from data");
       std::memcpy(fill.data(), in[2]->raw(), es);
     }
-    Shape s(r);
+    Shape s;
+    SourceMap map = plan(x, in, &s);
+    ensure(*out[0], x.dtype(), s);
+    if (out[0]->numel()) copy(x, map, fill.data(), *out[0]);
+  }
+
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    const Tensor& x = required_input(in, 0, node_);
+    check(!gout.empty() && gout[0], node_.label(), "no gradient for output 0");
+    const Tensor& g = *gout[0];
+    Tensor* gx = gin.empty() ? nullptr : gin[0];
+    const Tensor* value = !attr_form_ && in.size() > 2 ? in[2] : nullptr;
+    Tensor* gv = value && gin.size() > 2 ? gin[2] : nullptr;
+    Shape s;
+    const SourceMap map = plan(x, in, &s);
+    check(g.shape() == s && g.dtype() == x.dtype(), node_.label(),
+          "gradient has the wrong type or shape");
+    const size_t r = x.rank();
+    const auto xs = shape_strides(x.shape());
+    visit_dtype<kFloatTypes>(x.dtype(), node_.label(), [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      if (gx) zeros<T>(*gx, x.shape());
+      T* dst = gx ? gx->data<T>() : nullptr;
+      const T* pg = g.data<T>();
+      T padding = 0;  // the gradient of the constant
+      std::vector<int64_t> pos(r, 0);
+      for (int64_t i = 0; i < g.numel(); ++i) {
+        int64_t off = 0;
+        bool inside = true;
+        for (size_t d = 0; d < r && inside; ++d) {
+          const int64_t c = map.coords[d][pos[d]];
+          inside = c >= 0;
+          off += c * xs[d];
+        }
+        if (!inside)
+          padding += pg[i];
+        else if (dst)
+          dst[off] += pg[i];
+        for (size_t d = r; d-- > 0;) {
+          if (++pos[d] < g.dim(d)) break;
+          pos[d] = 0;
+        }
+      }
+      if (gv) {
+        zeros<T>(*gv, value->shape());
+        if (gv->numel() > 0) gv->data<T>()[0] = padding;
+      }
+    });
+  }
+
+ protected:
+  // The output shape *s and where each output coordinate reads.
+  SourceMap plan(const Tensor& x, const std::vector<const Tensor*>& in, Shape* out_shape) const {
+    const size_t r = x.rank();
+    const std::vector<int64_t> pads = attr_form_ ? pads_ : required_input(in, 1, node_).to_ints();
+    check(pads.size() == 2 * r, node_.label(),
+          std::to_string(pads.size()) + " pads for a rank-" + std::to_string(r) + " input");
+    Shape& s = *out_shape;
+    s.assign(r, 0);
     SourceMap map;
     map.coords.resize(r);
     for (size_t d = 0; d < r; ++d) {
@@ -102,11 +162,9 @@ class Pad : public Kernel {
       for (int64_t o = 0; o < s[d]; ++o) map.coords[d][o] = source(o - pb, n, lo);
       if (d + 1 == r) map.pb = pb, map.n = n, map.lo = lo;
     }
-    ensure(*out[0], x.dtype(), s);
-    if (out[0]->numel()) copy(x, map, fill.data(), *out[0]);
+    return map;
   }
 
- protected:
   // Coordinate i of the cropped axis [lo, lo + n) mapped to an input coordinate, -1 for constant.
   int64_t source(int64_t i, int64_t n, int64_t lo) const {
     if (i >= 0 && i < n) return lo + i;

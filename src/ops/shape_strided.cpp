@@ -1,11 +1,14 @@
 // Ops whose output is a strided view of the input, materialized: Transpose, Slice, Expand, Tile,
 // DepthToSpace, SpaceToDepth. The reference kernels walk the output in row-major order with one
 // stride per dimension (any dtype, by element size); Transpose and Slice also have f32 fast
-// paths that copy contiguous runs or tiles in parallel.
+// paths that copy contiguous runs or tiles in parallel. Backward: Transpose, DepthToSpace and
+// SpaceToDepth by the inverse permutation (tiled for f32 Transpose); Slice, Expand and Tile
+// (float types) by walking the same strides and accumulating.
 #include <algorithm>
 #include <cstring>
 #include <numeric>
 
+#include "ops/broadcast.h"
 #include "ops/common.h"
 #include "ops/kernel.h"
 
@@ -34,6 +37,47 @@ void walk_copy(T* dst, const T* src, const Shape& shape, const std::vector<int64
       idx[k] = 0;
     }
   }
+}
+
+// The backward of walk_copy: dst[offset + sum_d idx_d * strides[d]] += src[i]. Several i may
+// reach one dst element (broadcast or tiled strides), so it accumulates.
+template <class T>
+void walk_add(T* dst, const T* src, const Shape& shape, const std::vector<int64_t>& strides,
+              int64_t offset) {
+  const int64_t n = shape_numel(shape);
+  const int r = static_cast<int>(shape.size());
+  std::vector<int64_t> idx(r, 0);
+  int64_t off = offset;
+  for (int64_t i = 0; i < n; ++i) {
+    dst[off] += src[i];
+    for (int k = r - 1; k >= 0; --k) {
+      if (++idx[k] < shape[k]) {
+        off += strides[k];
+        break;
+      }
+      off -= strides[k] * (shape[k] - 1);
+      idx[k] = 0;
+    }
+  }
+}
+
+// gx = zeros of x's shape, then walk_add of g over it: the backward of a strided copy of x.
+void strided_backward(const Tensor& g, const Tensor& x, const Shape& walk,
+                      const std::vector<int64_t>& strides, int64_t offset, Tensor& gx,
+                      const std::string& where) {
+  visit_dtype<kFloatTypes>(x.dtype(), where, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    zeros<T>(gx, x.shape());
+    check(g.dtype() == x.dtype() && g.numel() == shape_numel(walk), where,
+          "gradient has the wrong type or shape");
+    if (g.numel()) walk_add(gx.data<T>(), g.data<T>(), walk, strides, offset);
+  });
+}
+
+// The gradient of output 0, checked present.
+const Tensor& out_grad(const std::vector<const Tensor*>& gout, const Node& node) {
+  check(!gout.empty() && gout[0], node.label(), "no gradient for output 0");
+  return *gout[0];
 }
 
 // dst[i] = src[offset + sum_d idx_d * strides[d]] where idx is the row-major index i of `shape`.
@@ -81,6 +125,12 @@ std::vector<int64_t> resolve_perm(const std::vector<int64_t>& attr, size_t rank,
   return perm;
 }
 
+std::vector<int64_t> inverse_perm(const std::vector<int64_t>& perm) {
+  std::vector<int64_t> inv(perm.size());
+  for (size_t j = 0; j < perm.size(); ++j) inv[perm[j]] = static_cast<int64_t>(j);
+  return inv;
+}
+
 // Copies x permuted: out dim j is x dim perm[j].
 void permute(const Tensor& x, const Shape& view, const std::vector<int64_t>& perm, Tensor& y,
              const Shape& out_shape) {
@@ -105,6 +155,17 @@ class Transpose final : public Kernel {
     Shape s(perm.size());
     for (size_t j = 0; j < perm.size(); ++j) s[j] = x.dim(perm[j]);
     permute(x, x.shape(), perm, *out[0], s);
+  }
+
+  // The gradient transposed back with the inverse permutation.
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    if (gin.empty() || !gin[0]) return;
+    const Tensor& x = required_input(in, 0, node_);
+    const Tensor& g = out_grad(gout, node_);
+    auto inv = inverse_perm(resolve_perm(perm_, x.rank(), node_));
+    permute(g, g.shape(), inv, *gin[0], x.shape());
   }
 
  private:
@@ -224,6 +285,18 @@ class TransposeF32 final : public Kernel {
     if (x.numel()) transpose_f32(x.data<float>(), out[0]->data<float>(), x.shape(), perm);
   }
 
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    if (gin.empty() || !gin[0]) return;
+    const Tensor& x = required_input(in, 0, node_);
+    const Tensor& g = out_grad(gout, node_);
+    auto inv = inverse_perm(resolve_perm(perm_, x.rank(), node_));
+    if (g.dtype() != DType::f32) return permute(g, g.shape(), inv, *gin[0], x.shape());
+    ensure(*gin[0], DType::f32, x.shape());
+    if (g.numel()) transpose_f32(g.data<float>(), gin[0]->data<float>(), g.shape(), inv);
+  }
+
  private:
   Node node_;
   std::vector<int64_t> perm_;
@@ -231,6 +304,15 @@ class TransposeF32 final : public Kernel {
 
 // ---------------------------------------------------------------------------------------------
 // DepthToSpace / SpaceToDepth: a reshape to 6-D, a fixed permutation, a reshape back.
+
+// Backward of permute(x, view, perm, ...): the gradient, laid out as the permuted view, permuted
+// back into x's layout.
+void unpermute(const Tensor& g, const Shape& view, const std::vector<int64_t>& perm,
+               const Shape& x_shape, Tensor& gx) {
+  Shape permuted(perm.size());
+  for (size_t j = 0; j < perm.size(); ++j) permuted[j] = view[perm[j]];
+  permute(g, permuted, inverse_perm(perm), gx, x_shape);
+}
 
 class DepthToSpace final : public Kernel {
  public:
@@ -245,18 +327,39 @@ class DepthToSpace final : public Kernel {
 
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor& x = required_input(in, 0, node_);
+    Shape view;
+    std::vector<int64_t> perm;
+    plan(x, &view, &perm);
+    permute(x, view, perm, *out[0], {x.dim(0), x.dim(1) / (b_ * b_), x.dim(2) * b_, x.dim(3) * b_});
+  }
+
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    if (gin.empty() || !gin[0]) return;
+    const Tensor& x = required_input(in, 0, node_);
+    Shape view;
+    std::vector<int64_t> perm;
+    plan(x, &view, &perm);
+    unpermute(out_grad(gout, node_), view, perm, x.shape(), *gin[0]);
+  }
+
+ private:
+  // The 6-D view of x and the permutation that makes the output.
+  void plan(const Tensor& x, Shape* view, std::vector<int64_t>* perm) const {
     check(x.rank() == 4, node_.label(), "expects a 4-D input, got " + shape_str(x.shape()));
     const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
     check(c % (b_ * b_) == 0, node_.label(), "channels are not a multiple of blocksize^2");
     const int64_t co = c / (b_ * b_);
-    const Shape out_shape{n, co, h * b_, w * b_};
-    if (crd_)
-      permute(x, {n, co, b_, b_, h, w}, {0, 1, 4, 2, 5, 3}, *out[0], out_shape);
-    else
-      permute(x, {n, b_, b_, co, h, w}, {0, 3, 4, 1, 5, 2}, *out[0], out_shape);
+    if (crd_) {
+      *view = {n, co, b_, b_, h, w};
+      *perm = {0, 1, 4, 2, 5, 3};
+    } else {
+      *view = {n, b_, b_, co, h, w};
+      *perm = {0, 3, 4, 1, 5, 2};
+    }
   }
 
- private:
   Node node_;
   int64_t b_;
   bool crd_;
@@ -270,14 +373,28 @@ class SpaceToDepth final : public Kernel {
 
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor& x = required_input(in, 0, node_);
-    check(x.rank() == 4, node_.label(), "expects a 4-D input, got " + shape_str(x.shape()));
-    const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
-    check(h % b_ == 0 && w % b_ == 0, node_.label(), "height and width must divide by blocksize");
-    permute(x, {n, c, h / b_, b_, w / b_, b_}, {0, 3, 5, 1, 2, 4}, *out[0],
-            {n, c * b_ * b_, h / b_, w / b_});
+    permute(x, view(x), perm(), *out[0],
+            {x.dim(0), x.dim(1) * b_ * b_, x.dim(2) / b_, x.dim(3) / b_});
+  }
+
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    if (gin.empty() || !gin[0]) return;
+    const Tensor& x = required_input(in, 0, node_);
+    unpermute(out_grad(gout, node_), view(x), perm(), x.shape(), *gin[0]);
   }
 
  private:
+  static std::vector<int64_t> perm() { return {0, 3, 5, 1, 2, 4}; }
+  // The 6-D view of x the permutation applies to.
+  Shape view(const Tensor& x) const {
+    check(x.rank() == 4, node_.label(), "expects a 4-D input, got " + shape_str(x.shape()));
+    const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
+    check(h % b_ == 0 && w % b_ == 0, node_.label(), "height and width must divide by blocksize");
+    return {n, c, h / b_, b_, w / b_, b_};
+  }
+
   Node node_;
   int64_t b_;
 };
@@ -345,29 +462,48 @@ class Slice : public Kernel {
 
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor& x = required_input(in, 0, node_);
-    SliceWindow w;
-    if (attr_form_) {
-      w = slice_window(x.shape(), starts_, ends_, axes_, {}, node_);
-    } else {
-      auto opt = [&](size_t i) {
-        return i < in.size() && in[i] ? in[i]->to_ints() : std::vector<int64_t>{};
-      };
-      w = slice_window(x.shape(), required_input(in, 1, node_).to_ints(),
-                       required_input(in, 2, node_).to_ints(), opt(3), opt(4), node_);
-    }
+    const SliceWindow w = window(x, in);
     ensure(*out[0], x.dtype(), w.out);
     if (out[0]->numel()) copy(x, w, *out[0]);
   }
 
+  // The gradient scattered into zeros at the positions the slice read (distinct: step != 0).
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    if (gin.empty() || !gin[0]) return;
+    const Tensor& x = required_input(in, 0, node_);
+    const SliceWindow w = window(x, in);
+    std::vector<int64_t> strides;
+    const int64_t offset = walk_of(x, w, &strides);
+    strided_backward(out_grad(gout, node_), x, w.out, strides, offset, *gin[0], node_.label());
+  }
+
  protected:
-  virtual void copy(const Tensor& x, const SliceWindow& w, Tensor& y) {
+  SliceWindow window(const Tensor& x, const std::vector<const Tensor*>& in) const {
+    if (attr_form_) return slice_window(x.shape(), starts_, ends_, axes_, {}, node_);
+    auto opt = [&](size_t i) {
+      return i < in.size() && in[i] ? in[i]->to_ints() : std::vector<int64_t>{};
+    };
+    return slice_window(x.shape(), required_input(in, 1, node_).to_ints(),
+                        required_input(in, 2, node_).to_ints(), opt(3), opt(4), node_);
+  }
+
+  // The input strides of the window's walk; returns the offset of its first element.
+  static int64_t walk_of(const Tensor& x, const SliceWindow& w, std::vector<int64_t>* strides) {
     const auto xs = shape_strides(x.shape());
-    std::vector<int64_t> strides(x.rank());
+    strides->assign(x.rank(), 0);
     int64_t offset = 0;
     for (size_t d = 0; d < x.rank(); ++d) {
       offset += w.start[d] * xs[d];
-      strides[d] = w.step[d] * xs[d];
+      (*strides)[d] = w.step[d] * xs[d];
     }
+    return offset;
+  }
+
+  virtual void copy(const Tensor& x, const SliceWindow& w, Tensor& y) {
+    std::vector<int64_t> strides;
+    const int64_t offset = walk_of(x, w, &strides);
     strided_copy(y.raw(), x.raw(), w.out, strides, offset, dtype_size(x.dtype()));
   }
 
@@ -435,6 +571,17 @@ class Expand final : public Kernel {
                    dtype_size(x.dtype()));
   }
 
+  // The gradient summed over the broadcast dimensions.
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    if (gin.empty() || !gin[0]) return;
+    const Tensor& x = required_input(in, 0, node_);
+    const Tensor& g = out_grad(gout, node_);
+    strided_backward(g, x, g.shape(), broadcast_strides(x.shape(), g.shape()), 0, *gin[0],
+                     node_.label());
+  }
+
  private:
   Node node_;
 };
@@ -445,26 +592,44 @@ class Tile final : public Kernel {
 
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor& x = required_input(in, 0, node_);
-    const auto reps = required_input(in, 1, node_).to_ints();
-    check(reps.size() == x.rank(), node_.label(),
-          "repeats has " + std::to_string(reps.size()) + " entries for a rank-" +
-              std::to_string(x.rank()) + " input");
-    // Walk [rep0, d0, rep1, d1, ...] with stride 0 over the repeats.
-    const auto xs = shape_strides(x.shape());
     Shape walk, s;
     std::vector<int64_t> strides;
-    for (size_t d = 0; d < x.rank(); ++d) {
-      check(reps[d] >= 0, node_.label(), "negative repeat");
-      walk.insert(walk.end(), {reps[d], x.dim(d)});
-      strides.insert(strides.end(), {0, xs[d]});
-      s.push_back(reps[d] * x.dim(d));
-    }
+    plan(x, in, &walk, &strides, &s);
     ensure(*out[0], x.dtype(), s);
     if (out[0]->numel())
       strided_copy(out[0]->raw(), x.raw(), walk, strides, 0, dtype_size(x.dtype()));
   }
 
+  // The gradient summed over the repeats.
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    if (gin.empty() || !gin[0]) return;
+    const Tensor& x = required_input(in, 0, node_);
+    Shape walk, s;
+    std::vector<int64_t> strides;
+    plan(x, in, &walk, &strides, &s);
+    strided_backward(out_grad(gout, node_), x, walk, strides, 0, *gin[0], node_.label());
+  }
+
  private:
+  // The output walked as [rep0, d0, rep1, d1, ...] with stride 0 over the repeats; s is the
+  // output shape.
+  void plan(const Tensor& x, const std::vector<const Tensor*>& in, Shape* walk,
+            std::vector<int64_t>* strides, Shape* s) const {
+    const auto reps = required_input(in, 1, node_).to_ints();
+    check(reps.size() == x.rank(), node_.label(),
+          "repeats has " + std::to_string(reps.size()) + " entries for a rank-" +
+              std::to_string(x.rank()) + " input");
+    const auto xs = shape_strides(x.shape());
+    for (size_t d = 0; d < x.rank(); ++d) {
+      check(reps[d] >= 0, node_.label(), "negative repeat");
+      walk->insert(walk->end(), {reps[d], x.dim(d)});
+      strides->insert(strides->end(), {0, xs[d]});
+      s->push_back(reps[d] * x.dim(d));
+    }
+  }
+
   Node node_;
 };
 
