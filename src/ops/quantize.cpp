@@ -1,7 +1,7 @@
 // Quantization operators: ONNX QuantizeLinear / DequantizeLinear (per tensor or per axis,
 // int8/uint8, int32 for dequantization), and mixq.FakeQuant, the activation quantize-dequantize
 // inserted at the inputs of quantized layers (attributes scale, zero_point, qmin, qmax; see
-// quant/observer.h).
+// quant/observer.h), with the straight-through backward of quantization-aware training.
 #include <cmath>
 #include <cstring>
 
@@ -30,6 +30,27 @@ class FakeQuantKernel : public Kernel {
     ensure(*out[0], DType::f32, x.shape());
     if (x.nbytes()) std::memcpy(out[0]->raw(), x.raw(), x.nbytes());
     q_.fake_quantize(out[0]->data<float>(), x.numel());
+  }
+
+  // Straight-through estimator: rounding counts as the identity, clamping does not, so the
+  // gradient passes where x lies in [lo, hi] and is 0 outside.
+  bool has_backward() const override { return true; }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    if (gin.empty() || !gin[0]) return;
+    const Tensor& x = required_input(in, 0, node_);
+    check(!gout.empty() && gout[0], node_.label(), "no gradient for output 0");
+    const Tensor& g = *gout[0];
+    check(x.dtype() == DType::f32 && g.dtype() == DType::f32 && g.shape() == x.shape(),
+          node_.label(), "gradient has the wrong type or shape");
+    ensure(*gin[0], DType::f32, x.shape());
+    const float lo = q_.lo(), hi = q_.hi();
+    const float* px = x.data<float>();
+    const float* pg = g.data<float>();
+    float* r = gin[0]->data<float>();
+    const int64_t n = x.numel();
+#pragma omp parallel for simd if (n >= (int64_t{1} << 15)) schedule(static)
+    for (int64_t i = 0; i < n; ++i) r[i] = (px[i] >= lo) & (px[i] <= hi) ? pg[i] : 0.0f;
   }
 
  private:

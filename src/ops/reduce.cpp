@@ -1,6 +1,8 @@
 // Reductions (ReduceSum, ReduceMean, ... ReduceLogSumExp) and ArgMax/ArgMin. Float inputs are
 // accumulated in double, integer inputs in int64 (exact). Axes are an attribute, or an input
-// for ReduceSum from opset 13 (either form is accepted whatever the opset).
+// for ReduceSum from opset 13 (either form is accepted whatever the opset). Backward (float
+// types): every reduction but ReduceProd; Max and Min send the gradient to the first element
+// equal to the result.
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -106,6 +108,38 @@ void accumulate(const T* x, A* acc, const Layout& l, Step step) {
   }
 }
 
+// Calls f(i, o) for every input element i in order, o being its output position.
+template <class F>
+void for_each_element(const Layout& l, F f) {
+  const int r = static_cast<int>(l.dims.size());
+  if (r == 0) {
+    f(int64_t{0}, int64_t{0});
+    return;
+  }
+  const int64_t inner = l.dims[r - 1];
+  const int64_t inner_step = l.reduced[r - 1] ? 0 : 1;
+  int64_t rows = 1;
+  for (int d = 0; d < r - 1; ++d) rows *= l.dims[d];
+  std::vector<int64_t> pos(r, 0);
+  int64_t o = 0;
+  for (int64_t row = 0; row < rows; ++row) {
+    for (int64_t j = 0; j < inner; ++j) f(row * inner + j, o + j * inner_step);
+    for (int d = r - 2; d >= 0; --d) {
+      if (++pos[d] < l.dims[d]) {
+        o += l.out_strides[d];
+        break;
+      }
+      o -= l.out_strides[d] * (l.dims[d] - 1);
+      pos[d] = 0;
+    }
+  }
+}
+
+// Reductions with a backward: all but ReduceProd (whose gradient needs care at zeros).
+constexpr bool has_grad(Red k) {
+  return k != Red::prod;
+}
+
 template <Red K>
 class Reduce final : public Kernel {
  public:
@@ -118,11 +152,91 @@ class Reduce final : public Kernel {
 
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor& x = required_input(in, 0, node_);
+    const Plan p = plan(x, in);
+    if (p.noop) {
+      *out[0] = x;
+      return;
+    }
+    ensure(*out[0], x.dtype(), p.shape);
+    visit_numeric(x.dtype(), node_, [&](auto tag) {
+      using T = decltype(tag);
+      run<T>(x, p.layout, p.count, *out[0]);
+    });
+  }
+
+  // gx[i] = gy[o] * dy[o]/dx[i] over every input element i reduced into output o.
+  bool has_backward() const override { return has_grad(K); }
+  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>& out,
+                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
+    if constexpr (!has_grad(K)) {
+      Kernel::backward(in, out, gout, gin);
+    } else {
+      if (gin.empty() || !gin[0]) return;
+      const Tensor& x = required_input(in, 0, node_);
+      check(!gout.empty() && gout[0] && !out.empty() && out[0], node_.label(),
+            "no gradient for output 0");
+      const Tensor& g = *gout[0];
+      const Tensor& y = *out[0];
+      check(g.shape() == y.shape() && g.dtype() == x.dtype(), node_.label(),
+            "gradient has the wrong type or shape");
+      const Plan p = plan(x, in);
+      if (p.noop) {
+        *gin[0] = g;
+        return;
+      }
+      ensure(*gin[0], x.dtype(), x.shape());
+      auto grad = [&](auto tag) {
+        using T = decltype(tag);
+        const T* px = x.data<T>();
+        const T* py = y.data<T>();
+        const T* pg = g.data<T>();
+        T* r = gin[0]->data<T>();
+        if constexpr (K == Red::max || K == Red::min) {
+          std::vector<bool> taken(y.numel(), false);
+          for_each_element(p.layout, [&](int64_t i, int64_t o) {
+            const bool hit = !taken[o] && (px[i] == py[o] || (px[i] != px[i] && py[o] != py[o]));
+            if (hit) taken[o] = true;
+            r[i] = hit ? pg[o] : T(0);
+          });
+        } else {
+          const T inv_count = p.count ? T(1) / static_cast<T>(p.count) : T(0);
+          for_each_element(p.layout, [&](int64_t i, int64_t o) {
+            const T v = px[i];
+            T d = T(1);
+            if constexpr (K == Red::mean) d = inv_count;
+            if constexpr (K == Red::sum_square) d = T(2) * v;
+            if constexpr (K == Red::l1) d = v > T(0) ? T(1) : v < T(0) ? T(-1) : T(0);
+            if constexpr (K == Red::l2) d = py[o] > T(0) ? v / py[o] : T(0);
+            if constexpr (K == Red::log_sum) d = std::exp(-py[o]);
+            if constexpr (K == Red::log_sum_exp) d = std::exp(v - py[o]);
+            r[i] = pg[o] * d;
+          });
+        }
+      };
+      if (x.dtype() == DType::f32)
+        grad(float{});
+      else if (x.dtype() == DType::f64)
+        grad(double{});
+      else
+        throw Error(node_.label(), std::string("no gradient for type ") + dtype_name(x.dtype()));
+    }
+  }
+
+ private:
+  struct Plan {
+    bool noop = false;  // empty axes with noop_with_empty_axes: the output is the input
+    Shape shape;        // of the output
+    Layout layout;
+    int64_t count = 1;  // input elements per output element
+  };
+
+  Plan plan(const Tensor& x, const std::vector<const Tensor*>& in) const {
+    Plan p;
     std::vector<int64_t> axes = axes_;
     if (!attr_axes_ && in.size() > 1 && in[1]) axes = in[1]->to_ints();
     if (axes.empty() && noop_) {
-      *out[0] = x;
-      return;
+      p.noop = true;
+      return p;
     }
     const int64_t r = static_cast<int64_t>(x.rank());
     std::vector<bool> reduced(r, axes.empty());
@@ -132,24 +246,17 @@ class Reduce final : public Kernel {
       check(!reduced[d], node_.label(), "axis " + std::to_string(a) + " given twice");
       reduced[d] = true;
     }
-    Shape s;
-    int64_t count = 1;
     for (int64_t d = 0; d < r; ++d) {
-      if (reduced[d]) count *= x.dim(d);
+      if (reduced[d]) p.count *= x.dim(d);
       if (!reduced[d])
-        s.push_back(x.dim(d));
+        p.shape.push_back(x.dim(d));
       else if (keepdims_)
-        s.push_back(1);
+        p.shape.push_back(1);
     }
-    ensure(*out[0], x.dtype(), s);
-    const Layout l = make_layout(x.shape(), reduced);
-    visit_numeric(x.dtype(), node_, [&](auto tag) {
-      using T = decltype(tag);
-      run<T>(x, l, count, *out[0]);
-    });
+    p.layout = make_layout(x.shape(), reduced);
+    return p;
   }
 
- private:
   template <class T>
   void run(const Tensor& xt, const Layout& l, int64_t count, Tensor& yt) {
     constexpr bool kFloat = std::is_floating_point_v<T>;
