@@ -11,13 +11,13 @@ void accumulate_grad(Tensor& out, Tensor x) {
   }
   check(out.shape() == x.shape() && out.dtype() == x.dtype(), "backprop",
         "gradient shapes differ: " + shape_str(out.shape()) + " and " + shape_str(x.shape()));
+  if (!out.unique()) out = out.clone();  // gradients may be views shared with other values
   if (out.dtype() == DType::f64) {
     double* o = out.data<double>();
     const double* p = x.data<double>();
     for (int64_t i = 0; i < out.numel(); ++i) o[i] += p[i];
     return;
   }
-  if (!out.unique()) out = out.clone();
   float* o = out.data<float>();
   const float* p = x.data<float>();
 #pragma omp parallel for if (out.numel() > 65536)
@@ -31,9 +31,11 @@ Backprop::Backprop(Executor& ex, std::vector<int> wrt) : ex_(ex), wrt_(std::move
   for (const Node& n : g.nodes) {
     bool any = false;
     for (int v : n.inputs) any = any || (v >= 0 && needs_[v]);
+    // Only float values carry gradients (shape tensors computed from x do not).
     if (any)
       for (int o : n.outputs)
-        if (o >= 0) needs_[o] = true;
+        if (o >= 0 && (g.values[o].dtype == DType::f32 || g.values[o].dtype == DType::f64))
+          needs_[o] = true;
   }
 }
 
