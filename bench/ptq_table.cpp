@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
     EvalOptions eo;
     eo.limit = limit;
     {
-      Executor fp(g);
+      Executor fp(g, Impl::fast, true);
       std::cout << fmt::format("FP32 top-1 {:.2f} %\n\n", evaluate(fp, *test, eo).top1 * 100);
     }
     std::cout << "| scheme | weights | A8 | A6 | A4 | weights only |\n|---|---|---|---|---|---|\n";
@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
           u.wbits = w;
           u.abits = a;
           u.scheme = s;
-          Executor ex(apply_quant(g, uniform_config(g, &stats, u)));
+          Executor ex(apply_quant(g, uniform_config(g, &stats, u)), Impl::fast, true);
           row += fmt::format(" {:.2f} |", evaluate(ex, *test, eo).top1 * 100);
         }
         std::cout << row << "\n" << std::flush;

@@ -30,7 +30,7 @@ std::unique_ptr<Dataset> cifar(const std::string& split) {
 
 // Top-1 and predictions of mixq on the first kSamples.
 std::pair<double, std::vector<int64_t>> mixq_eval(const Graph& g, const Dataset& data) {
-  Executor ex(g, Impl::fast);
+  Executor ex(g, Impl::fast, true);
   Batch b = data.get_batch(0, kSamples);
   Tensor logits = ex.run({b.images})[0];
   std::vector<int64_t> pred(kSamples);

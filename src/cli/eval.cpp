@@ -27,7 +27,8 @@ int run_eval(const EvalArgs& a) {
   auto data = open_data(a.data);  // flags and data first: cheap to check
   Graph g = load_onnx(a.model);
   if (!a.quant.empty()) g = apply_quant(g, load_quant_config(a.quant), a.quant);
-  Executor ex(g, a.impl == "reference" ? Impl::reference : Impl::fast);
+  const Impl impl = a.impl == "reference" ? Impl::reference : Impl::fast;
+  Executor ex(g, impl, impl == Impl::fast);  // the reference path is the specification
   EvalOptions o;
   o.batch_size = a.data.batch;
   o.limit = a.data.limit;

@@ -48,7 +48,7 @@ int run_quantize(const QuantizeArgs& a) {
   std::cout << fmt::format("weights  {:.2f} bits on average, {:.1f} KB\n",
                            average_weight_bits(g, cfg, layers), weight_bytes(g, cfg) / 1024);
   if (test) {
-    Executor ex(q, Impl::fast);
+    Executor ex(q, Impl::fast, true);
     EvalOptions eo;
     eo.batch_size = a.data.batch;
     eo.limit = a.data.limit;

@@ -36,7 +36,7 @@ struct SweepArgs {
 // Mean loss over the sensitivity subset minus the file's L0.
 double measured_increase(const Graph& g, const QuantConfig& cfg, const Dataset& sens,
                          const std::vector<size_t>& subset, double L0, size_t batch) {
-  Executor ex(apply_quant(g, cfg), Impl::fast);
+  Executor ex(apply_quant(g, cfg), Impl::fast, true);
   Metrics m;
   for (size_t first = 0; first < subset.size(); first += batch) {
     std::vector<size_t> idx(subset.begin() + first,
@@ -92,7 +92,7 @@ int run_sweep(const SweepArgs& a) {
       }
       QuantConfig cfg = allocation_config(in, al);
       const double measured = measured_increase(g, cfg, *sens, subset, d.L0(), a.data.batch);
-      Executor ex(apply_quant(g, cfg), Impl::fast);
+      Executor ex(apply_quant(g, cfg), Impl::fast, true);
       EvalOptions eo;
       eo.batch_size = a.data.batch;
       eo.limit = a.data.limit;

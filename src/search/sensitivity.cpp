@@ -191,7 +191,7 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
   // The quantized base model and the layers inside the executor's (optimised) graph.
   const InputQuants inputs = input_quants(space, stats);
   Graph qgraph = apply_quant(graph, base_config(graph, space, inputs));
-  Executor ex(qgraph, Impl::fast);
+  Executor ex(qgraph, Impl::fast, true);
   const Graph& eg = ex.graph();
   const size_t L = space.num_searched(), C = space.num_candidates();
   std::vector<int> node_of(L, -1), weight_of(L, -1);
