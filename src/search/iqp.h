@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <vector>
 
-#include <Eigen/Dense>
+#include <eigen3/Eigen/Dense>  // Debian path; needs no extra include directory
 
 namespace mixq {
 
