@@ -66,7 +66,7 @@ class Solver {
   void offer(std::vector<int> x);
   void heuristic(std::vector<int> x);
   void explore(int depth, DualState& s, double est);
-  bool tighten(int depth, DualState& s, double& d, std::vector<double>& h,
+  bool tighten(int depth, DualState& s, double& d, double& at, std::vector<double>& h,
                std::vector<double>& star);
   DualState* child_state(int depth, const DualState& parent, int layer, int label);
 
@@ -100,7 +100,9 @@ void Solver::heuristic(std::vector<int> x) {
 
 // Ascent on the node's dual, then reduced-cost filtering: a label whose child bound reaches the
 // threshold is ruled out. Returns false when the node is closed (pruned or infeasible).
-bool Solver::tighten(int depth, DualState& s, double& d, std::vector<double>& h,
+// d is the node's best bound so far; h and star come from the final state, whose own bound is
+// at (child bounds at - star[i] + h[a] hold for that state only).
+bool Solver::tighten(int depth, DualState& s, double& d, double& at, std::vector<double>& h,
                      std::vector<double>& star) {
   const int max_sweeps = depth == 0 ? 400 : 40;
   for (int round = 0; round < 8; ++round) {
@@ -123,6 +125,7 @@ bool Solver::tighten(int depth, DualState& s, double& d, std::vector<double>& h,
       pruned_ = std::min(pruned_, d);
       return false;
     }
+    at = iqp::dual_value(m_, s);
     iqp::star_values(m_, s, h, star);
     bool cut = false;
     const double thr = threshold();
@@ -131,7 +134,7 @@ bool Solver::tighten(int depth, DualState& s, double& d, std::vector<double>& h,
       int left = 0;
       for (int a = m_.off[i]; a < m_.off[i + 1]; ++a) {
         if (!s.enabled[a]) continue;
-        const double e = d - star[i] + h[a];
+        const double e = at - star[i] + h[a];
         if (e >= thr) {
           s.enabled[a] = 0;
           pruned_ = std::min(pruned_, e);
@@ -147,6 +150,7 @@ bool Solver::tighten(int depth, DualState& s, double& d, std::vector<double>& h,
     d = std::max(d, iqp::dual_value(m_, s));
     if (s.free_layers == 0) return true;
   }
+  at = iqp::dual_value(m_, s);
   iqp::star_values(m_, s, h, star);
   return true;
 }
@@ -186,7 +190,8 @@ void Solver::explore(int depth, DualState& s, double est) {
   }
   double d = std::max(est, iqp::dual_value(m_, s));
   std::vector<double> h, star;
-  if (!tighten(depth, s, d, h, star)) return;
+  double at = d;
+  if (!tighten(depth, s, d, at, h, star)) return;
   if (s.free_layers == 0) {
     offer(s.fixed);
     return;
@@ -221,7 +226,7 @@ void Solver::explore(int depth, DualState& s, double est) {
   }
   std::vector<std::pair<double, int>> kids;
   for (int a = m_.off[bi]; a < m_.off[bi + 1]; ++a)
-    if (s.enabled[a]) kids.emplace_back(d - star[bi] + h[a], a);
+    if (s.enabled[a]) kids.emplace_back(std::max(d, at - star[bi] + h[a]), a);
   std::sort(kids.begin(), kids.end());
   for (auto [e, a] : kids) {
     if (stopped_ || dl_.passed()) {
