@@ -3,12 +3,15 @@
 // small graphs built here and on ResNet-20; no value a caller or a later node needs is
 // overwritten; node ranges of the optimised graph run from cached activations.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
+#include <functional>
 #include <map>
 #include <random>
 
 #include "onnx/import.h"
+#include "passes/batch_rows.h"
 #include "passes/fuse.h"
 #include "passes/layout.h"
 #include "passes/optimize.h"
@@ -166,6 +169,16 @@ Graph small_resnet(int64_t c = 4, int64_t hw = 8) {
   int f = b.node("Flatten", {gp}, "flat");
   return b.done({f});
 }
+
+// Sets the OpenMP thread count for one scope.
+class OmpThreads {
+ public:
+  explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
+  ~OmpThreads() { omp_set_num_threads(saved_); }
+
+ private:
+  int saved_;
+};
 
 }  // namespace
 
@@ -392,6 +405,98 @@ TEST(PassesLayout, SliceAndPadInBothOpsetForms) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Batch rows
+
+TEST(PassesBatchRows, ResidualNetworkKeepsRowsApart) {
+  Graph g = small_resnet();
+  // The widest row: 4 channels x 8 x 8 floats.
+  EXPECT_EQ(batch_row_bytes(g, ShapeInfo(g)), 4 * 8 * 8 * 4);
+}
+
+TEST(PassesBatchRows, OpsThatMixRowsStopSlicing) {
+  // Each case keeps the batch leading in every shape, so only the op rules can refuse it.
+  const int64_t big = 1 << 30;
+  struct Case {
+    const char* what;
+    std::function<int(Builder&, int)> tail;  // x [N,4,6,6] -> output
+  };
+  const std::vector<Case> cases = {
+      {"Slice reversing the batch",
+       [&](Builder& b, int x) {
+         return b.node(
+             "Slice",
+             {x, b.ints("s", {-1}), b.ints("e", {-big}), b.ints("a", {0}), b.ints("t", {-1})},
+             "rev");
+       }},
+      {"Softmax over the batch",
+       [](Builder& b, int x) {
+         return b.node("Softmax", {x}, "sm", {{"axis", int64_t{0}}});
+       }},
+      {"LayerNormalization over everything",
+       [](Builder& b, int x) {
+         return b.node("LayerNormalization",
+                       {x, b.g.add_constant("one", Tensor::from<float>({4, 6, 6}, {}))}, "ln",
+                       {{"axis", int64_t{0}}});
+       }},
+      {"Batch mean added back",
+       [](Builder& b, int x) {
+         int m = b.node("ReduceMean", {x}, "mean", {{"axes", Ints{0}}, {"keepdims", int64_t{1}}});
+         return b.node("Add", {x, m}, "centred");
+       }},
+      {"Reshape to a shape read from the batch",
+       [](Builder& b, int x) {
+         return b.node("Reshape", {x, b.node("Shape", {x}, "shape")}, "reshaped");
+       }},
+      {"BatchNormalization in training mode",
+       [](Builder& b, int x) {
+         Tensor one = Tensor::from<float>({4}, {1, 1, 1, 1});
+         auto& n = b.g;
+         return b.node("BatchNormalization",
+                       {x, n.add_constant("s", one), n.add_constant("b", Tensor(DType::f32, {4})),
+                        n.add_constant("m", Tensor(DType::f32, {4})), n.add_constant("v", one)},
+                       "bn", {{"training_mode", int64_t{1}}});
+       }},
+  };
+  for (const Case& c : cases) {
+    Builder b(15);
+    int x = b.input("x", {-1, 4, 6, 6});
+    int y = c.tail(b, b.relu(x, "r"));
+    Graph g = b.done({y});
+    ShapeInfo shapes(g);
+    ASSERT_TRUE(shapes.probed()) << c.what;
+    EXPECT_EQ(shapes.batch_use(y), ShapeInfo::BatchUse::leading) << c.what;
+    EXPECT_EQ(batch_row_bytes(g, shapes), 0) << c.what;
+    // Still right, run whole.
+    Executor ex(g, Impl::fast, true);
+    EXPECT_EQ(ex.batch_slice_rows(), 0) << c.what;
+    if (std::string(c.what).find("Slice") != std::string::npos ||
+        std::string(c.what).find("Softmax") != std::string::npos)
+      expect_all_agree(g, {random_tensor({5, 4, 6, 6}, 80)}, c.what);
+  }
+}
+
+TEST(ExecutorOpt, BatchSlicesAgreeWithTheWholeBatch) {
+  Graph g = small_resnet();
+  Tensor x = random_tensor({200, 3, 8, 8}, 90);
+  Tensor whole;
+  {
+    OmpThreads one(1);  // one thread: no slices
+    Executor ex(g, Impl::fast, true);
+    whole = ex.run({x})[0].clone();
+  }
+  OmpThreads two(2);
+  Executor ex(g, Impl::fast, true);
+  EXPECT_EQ(ex.batch_slice_rows(), 64);  // 1 MiB / 1 KiB rows, at most 64
+  expect_close(ex.run({x})[0], whole, "4 slices of 64, 64, 64, 8 rows", 1e-5);
+  expect_close(whole, run(g, Impl::reference, false, {x})[0], "whole vs reference");
+  // Slices of other sizes, twice (buffers reused), and a batch of two: one row per thread.
+  for (int64_t n : {130, 130, 2}) {
+    Tensor xn = random_tensor({n, 3, 8, 8}, 91 + static_cast<uint32_t>(n));
+    expect_close(ex.run({xn})[0], run(g, Impl::fast, false, {xn})[0], "batch " + std::to_string(n));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Executor
 
 TEST(ExecutorOpt, ResidualBlocksAgreeAtEveryBatchSize) {
@@ -418,6 +523,8 @@ TEST(ExecutorOpt, ReferenceNeverOptimisesAndTheInputGraphIsUntouched) {
   EXPECT_EQ(g.values.size(), before.values.size());
 }
 
+// run() with one thread runs the whole batch; with two it runs batch slices on both threads:
+// the in-place rules must hold either way.
 TEST(ExecutorOpt, InPlaceSumOnlyWhenNothingElseNeedsTheValue) {
   Builder b;
   int x = b.input("x", {-1, 4, 6, 6});
@@ -430,27 +537,31 @@ TEST(ExecutorOpt, InPlaceSumOnlyWhenNothingElseNeedsTheValue) {
   int a4 = b.node("Add", {c4, r3}, "self_sum");  // r3 also the conv's own input: not in place
   int late = b.node("Mul", {r1, a4}, "late_reader");
   Graph g = b.done({late, r2});
-  Executor ex(g, Impl::fast, true);
-  const Graph& o = ex.graph();
-  std::map<std::string, bool> in_place;  // by node name: the fused convs keep the conv's
-  for (size_t i = 0; i < o.nodes.size(); ++i)
-    if (o.nodes[i].get_int("mixq_sum", 0)) in_place[o.nodes[i].name] = ex.sums_in_place(i);
-  EXPECT_EQ(in_place,
-            (std::map<std::string, bool>{
-                {"b1.conv2", true}, {"b2.conv2", false}, {"b3.conv2", true}, {"c4", false}}));
-  // Outputs returned by one run survive the next run.
-  Tensor x1 = random_tensor({2, 4, 6, 6}, 30), x2 = random_tensor({2, 4, 6, 6}, 31);
-  auto first = ex.run({x1});
-  const std::vector<Tensor> first_copy{first[0].clone(), first[1].clone()};
-  for (int k = 0; k < 2; ++k) {
-    auto second = ex.run({x2});
-    auto want2 = run(g, Impl::reference, false, {x2});
-    for (size_t i = 0; i < 2; ++i) expect_close(second[i], want2[i], "second run");
-  }
-  auto want1 = run(g, Impl::reference, false, {x1});
-  for (size_t i = 0; i < 2; ++i) {
-    expect_close(first[i], first_copy[i], "held output", 0);
-    expect_close(first[i], want1[i], "first run");
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    OmpThreads scope(threads);
+    Executor ex(g, Impl::fast, true);
+    const Graph& o = ex.graph();
+    std::map<std::string, bool> in_place;  // by node name: the fused convs keep the conv's
+    for (size_t i = 0; i < o.nodes.size(); ++i)
+      if (o.nodes[i].get_int("mixq_sum", 0)) in_place[o.nodes[i].name] = ex.sums_in_place(i);
+    EXPECT_EQ(in_place,
+              (std::map<std::string, bool>{
+                  {"b1.conv2", true}, {"b2.conv2", false}, {"b3.conv2", true}, {"c4", false}}));
+    // Outputs returned by one run survive the next run.
+    Tensor x1 = random_tensor({5, 4, 6, 6}, 30), x2 = random_tensor({5, 4, 6, 6}, 31);
+    auto first = ex.run({x1});
+    const std::vector<Tensor> first_copy{first[0].clone(), first[1].clone()};
+    for (int k = 0; k < 2; ++k) {
+      auto second = ex.run({x2});
+      auto want2 = run(g, Impl::reference, false, {x2});
+      for (size_t i = 0; i < 2; ++i) expect_close(second[i], want2[i], "second run");
+    }
+    auto want1 = run(g, Impl::reference, false, {x1});
+    for (size_t i = 0; i < 2; ++i) {
+      expect_close(first[i], first_copy[i], "held output", 0);
+      expect_close(first[i], want1[i], "first run");
+    }
   }
 }
 
@@ -465,7 +576,6 @@ TEST(ExecutorOpt, InPlaceSumLeavesAViewedBufferAlone) {
   int a1 = b.node("Add", {c1, view}, "sum");
   int late = b.node("Neg", {r0}, "late");
   Graph g = b.done({a1, late});
-  Executor ex(g, Impl::fast, true);
   {
     // Precondition of the test: the fast Reshape returns a view.
     Executor plain(g, Impl::fast);
@@ -474,16 +584,21 @@ TEST(ExecutorOpt, InPlaceSumLeavesAViewedBufferAlone) {
     plain.run_range(env);
     ASSERT_EQ(env[view].raw(), env[r0].raw());
   }
-  const Graph& o = ex.graph();
-  const Node* fused = producer_of(o, "sum");
-  ASSERT_EQ(fused->op_type, "Conv");
-  EXPECT_TRUE(ex.sums_in_place(fused - o.nodes.data()));  // statically allowed...
-  for (int k = 0; k < 2; ++k)                             // ...but refused at run time
-    expect_all_agree(g, {random_tensor({2, 4, 16}, 41 + k)}, "viewed sum");
-  Tensor in = random_tensor({2, 4, 16}, 43);
-  auto got = ex.run({in});
-  auto want = run(g, Impl::reference, false, {in});
-  expect_close(got[1], want[1], "late reader of the viewed value");
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    OmpThreads scope(threads);
+    Executor ex(g, Impl::fast, true);
+    const Graph& o = ex.graph();
+    const Node* fused = producer_of(o, "sum");
+    ASSERT_EQ(fused->op_type, "Conv");
+    EXPECT_TRUE(ex.sums_in_place(fused - o.nodes.data()));  // statically allowed...
+    for (int k = 0; k < 2; ++k) {                           // ...but refused at run time
+      Tensor in = random_tensor({4, 4, 16}, 41 + k);
+      auto got = ex.run({in});
+      auto want = run(g, Impl::reference, false, {in});
+      for (size_t i = 0; i < 2; ++i) expect_close(got[i], want[i], "output " + std::to_string(i));
+    }
+  }
 }
 
 TEST(ExecutorOpt, InPlaceSumNeverWritesIntoGraphInputsOrOutputs) {
@@ -494,19 +609,23 @@ TEST(ExecutorOpt, InPlaceSumNeverWritesIntoGraphInputsOrOutputs) {
   int a1 = b.node("Add", {b.conv(r0, 4, 4, "c1", 1, 1), r0}, "sums_output");
   int a2 = b.node("Add", {b.conv(a1, 4, 4, "c2", 1, 1), x}, "sums_input");
   Graph g = b.done({a2, r0});
-  Executor ex(g, Impl::fast, true);
-  const Graph& o = ex.graph();
-  for (const char* name : {"sums_output", "sums_input"}) {
-    const Node* n = producer_of(o, name);
-    ASSERT_EQ(n->get_int("mixq_sum", 0), 1) << name;
-    EXPECT_FALSE(ex.sums_in_place(n - o.nodes.data())) << name;
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    OmpThreads scope(threads);
+    Executor ex(g, Impl::fast, true);
+    const Graph& o = ex.graph();
+    for (const char* name : {"sums_output", "sums_input"}) {
+      const Node* n = producer_of(o, name);
+      ASSERT_EQ(n->get_int("mixq_sum", 0), 1) << name;
+      EXPECT_FALSE(ex.sums_in_place(n - o.nodes.data())) << name;
+    }
+    Tensor in = random_tensor({3, 4, 16}, 44);
+    const Tensor in_copy = in.clone();
+    auto got = ex.run({in});
+    auto want = run(g, Impl::reference, false, {in_copy});
+    expect_close(in, in_copy, "graph input", 0);
+    for (size_t i = 0; i < 2; ++i) expect_close(got[i], want[i], "output " + std::to_string(i));
   }
-  Tensor in = random_tensor({2, 4, 16}, 44);
-  const Tensor in_copy = in.clone();
-  auto got = ex.run({in});
-  auto want = run(g, Impl::reference, false, {in_copy});
-  expect_close(in, in_copy, "graph input", 0);
-  for (size_t i = 0; i < 2; ++i) expect_close(got[i], want[i], "output " + std::to_string(i));
 }
 
 TEST(ExecutorOpt, NodeRangesRunFromCachedActivations) {
@@ -556,6 +675,7 @@ TEST(ExecutorOpt, ResNet20AgreesWithUnoptimisedAndReference) {
   for (size_t i = 0; i < o.nodes.size(); ++i) in_place += ex.sums_in_place(i);
   EXPECT_EQ(in_place, 9);
   EXPECT_EQ(o.values[o.outputs[0]].name, "logits");
+  EXPECT_EQ(ex.batch_slice_rows(), 16);  // 1 MiB / (16 x 32 x 32 floats)
   Tensor x = random_tensor({2, 3, 32, 32}, 60);
   auto got = ex.run({x});
   auto plain = run(g, Impl::fast, false, {x});

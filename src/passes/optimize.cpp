@@ -1,5 +1,6 @@
 #include "passes/optimize.h"
 
+#include "passes/batch_rows.h"
 #include "passes/fuse.h"
 #include "passes/layout.h"
 #include "passes/shape_info.h"
@@ -11,6 +12,7 @@ OptimizeResult optimize_for_inference(Graph& g) {
   g.sort();
   const ShapeInfo shapes(g);
   r.shapes_probed = shapes.probed();
+  r.batch_row_bytes = batch_row_bytes(g, shapes);  // on the ONNX ops, before rewriting
   r.fused = fuse_conv_activations(g, shapes);
   LayoutResult layout = to_channels_last(g, shapes);
   r.channels_last = layout.nodes;

@@ -30,6 +30,7 @@ ShapeInfo::ShapeInfo(const Graph& g) {
   const size_t n = g.values.size();
   declared_.resize(n);
   declared_rank_.assign(n, -1);
+  for (const Value& v : g.values) dtype_.push_back(v.dtype);
   for (size_t v = 0; v < n; ++v) {
     const Value& val = g.values[v];
     if (!val.shape_known) continue;
@@ -110,13 +111,29 @@ bool ShapeInfo::probe(const Graph& g) {
     at_b_ = at_a_;
     return true;
   }
-  return run(kBatchB, at_b_);
+  dynamic_ = run(kBatchB, at_b_);
+  return dynamic_;
 }
 
 int ShapeInfo::rank(int v) const {
   if (v < 0 || static_cast<size_t>(v) >= declared_rank_.size()) return -1;
   if (probed_ && seen_[v]) return static_cast<int>(at_a_[v].size());
   return declared_rank_[v];
+}
+
+ShapeInfo::BatchUse ShapeInfo::batch_use(int v) const {
+  if (v < 0 || static_cast<size_t>(v) >= seen_.size() || !probed_ || !seen_[v])
+    return BatchUse::other;
+  const Shape &a = at_a_[v], &b = at_b_[v];
+  if (a == b) return BatchUse::none;
+  if (!dynamic_ || a.size() != b.size() || a.empty() || a[0] != kBatchA || b[0] != kBatchB)
+    return BatchUse::other;
+  return std::equal(a.begin() + 1, a.end(), b.begin() + 1) ? BatchUse::leading : BatchUse::other;
+}
+
+int64_t ShapeInfo::row_bytes(int v) const {
+  if (batch_use(v) != BatchUse::leading) return 0;
+  return shape_numel(at_a_[v]) / kBatchA * static_cast<int64_t>(dtype_size(dtype_[v]));
 }
 
 bool ShapeInfo::same_shape(int a, int b) const {

@@ -24,6 +24,13 @@ class ShapeInfo {
   // True when a and b have the same shape whatever the batch size.
   bool same_shape(int a, int b) const;
 
+  // How value v's shape depends on the batch size, as the probe saw it: not at all, through
+  // its first dimension alone (which then equals the batch), or otherwise (or unknown).
+  enum class BatchUse { none, leading, other };
+  BatchUse batch_use(int v) const;
+  // Bytes of one batch row of value v (leading values only, else 0).
+  int64_t row_bytes(int v) const;
+
   // The batch sizes the probe uses (not 1, so no dimension equals 1 by accident of the batch).
   static constexpr int64_t kBatchA = 2, kBatchB = 3;
 
@@ -33,6 +40,8 @@ class ShapeInfo {
   std::vector<Shape> declared_;     // static shapes (all dims known), per value
   std::vector<int> declared_rank_;  // -1 when unknown
   bool probed_ = false;
+  bool dynamic_ = false;  // the probe ran at two batch sizes
+  std::vector<DType> dtype_;
   std::vector<Shape> at_a_, at_b_;  // shapes at kBatchA and kBatchB
   std::vector<char> seen_;          // the probe computed the value
 };

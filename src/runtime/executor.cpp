@@ -3,6 +3,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <exception>
+#include <mutex>
 
 #include "base/error.h"
 #include "passes/optimize.h"
@@ -39,6 +43,11 @@ std::vector<bool> in_place_sums(const Graph& g) {
 // kernel's barrier waits for can cost milliseconds (oneDNN partitions work statically).
 constexpr int64_t kSerialBelow = int64_t{1} << 16;
 
+// Batch slices: rows chosen so the widest activation of a slice takes about this many bytes
+// (it then stays in a core's L2 cache between layers), within [1, kMaxSliceRows].
+constexpr int64_t kSliceBytes = int64_t{1} << 20;
+constexpr int64_t kMaxSliceRows = 64;
+
 // Sets the OpenMP thread count of the calling thread for one scope.
 class ThreadLimit {
  public:
@@ -62,6 +71,8 @@ Executor::Executor(const Graph& graph, Impl impl, bool optimize) : graph_(graph)
     OptimizeResult r = optimize_for_inference(graph_);
     channels_last_ = std::move(r.channels_last_values);
     optimized_ = true;
+    if (r.batch_row_bytes > 0)
+      slice_rows_ = std::clamp<int64_t>(kSliceBytes / r.batch_row_bytes, 1, kMaxSliceRows);
   }
   kernels_.reserve(graph_.nodes.size());
   impl_names_.resize(graph_.nodes.size());
@@ -129,14 +140,88 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs) {
   check(inputs.size() == graph_.inputs.size(), graph_.source,
         "model has " + std::to_string(graph_.inputs.size()) + " inputs, got " +
             std::to_string(inputs.size()));
+  for (size_t i = 0; i < inputs.size(); ++i) check_input(i, inputs[i]);
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  bool slice = slice_rows_ > 0 && threads > 1 && !inputs.empty();
+  for (const Tensor& t : inputs)
+    slice = slice && t.rank() > 0 && t.dim(0) == inputs[0].dim(0) && t.dim(0) > 1;
+  if (slice) return run_sliced(inputs, threads);
   if (env_.empty()) env_ = environment();
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    check_input(i, inputs[i]);
-    env_[graph_.inputs[i]] = inputs[i];
-  }
+  for (size_t i = 0; i < inputs.size(); ++i) env_[graph_.inputs[i]] = inputs[i];
   run_nodes(env_, 0, graph_.nodes.size(), true);
   std::vector<Tensor> outs;
   for (int v : graph_.outputs) outs.push_back(env_[v]);
+  return outs;
+}
+
+void Executor::run_slice(const std::vector<Tensor>& inputs, int64_t first, int64_t rows) {
+  if (env_.empty()) env_ = environment();
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& x = inputs[i];
+    Shape s = x.shape();
+    const size_t row = x.nbytes() / static_cast<size_t>(s[0]);
+    s[0] = rows;
+    // Never the caller's tensor: ensure() reuses only storage nobody else holds.
+    Tensor& t = env_[graph_.inputs[i]];
+    ensure(t, x.dtype(), s);
+    std::memcpy(t.raw(), static_cast<const std::byte*>(x.raw()) + first * row, rows * row);
+  }
+  run_nodes(env_, 0, graph_.nodes.size(), true);
+}
+
+std::vector<Tensor> Executor::run_sliced(const std::vector<Tensor>& inputs, int threads) {
+  const int64_t n = inputs[0].dim(0);
+  const int64_t rows = std::min<int64_t>(slice_rows_, (n + threads - 1) / threads);
+  const int64_t slices = (n + rows - 1) / rows;
+  threads = static_cast<int>(std::min<int64_t>(threads, slices));
+  while (workers_.size() + 1 < static_cast<size_t>(threads))
+    workers_.push_back(std::make_unique<Executor>(graph_, Impl::fast));
+  std::vector<Tensor>& outs = sliced_outputs_;
+  outs.resize(graph_.outputs.size());
+  std::atomic<int64_t> next{0};
+  std::mutex mu;
+  bool sized = false;
+  std::exception_ptr error;
+  // Threads take slices as they come free, so a thread the OS holds back just takes fewer.
+#pragma omp parallel num_threads(threads)
+  {
+    ThreadLimit one(true, 1);
+    const int t = omp_get_thread_num();
+    Executor& ex = t == 0 ? *this : *workers_[t - 1];
+    try {
+      for (int64_t s = next++; s < slices; s = next++) {
+        const int64_t first = s * rows, r = std::min(rows, n - first);
+        ex.run_slice(inputs, first, r);
+        std::vector<const Tensor*> got;
+        for (int v : graph_.outputs) {
+          const Tensor& y = ex.env_[v];
+          check(y.rank() > 0 && y.dim(0) == r, graph_.source,
+                "output '" + graph_.values[v].name + "' does not follow the batch");
+          got.push_back(&y);
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          for (size_t k = 0; k < got.size() && !sized; ++k) {
+            Shape full = got[k]->shape();
+            full[0] = n;
+            ensure(outs[k], got[k]->dtype(), full);
+          }
+          sized = true;
+        }
+        for (size_t k = 0; k < got.size(); ++k) {
+          const size_t row = got[k]->nbytes() / static_cast<size_t>(r);
+          check(outs[k].nbytes() == row * n && outs[k].dtype() == got[k]->dtype(), graph_.source,
+                "output '" + graph_.values[graph_.outputs[k]].name + "' differs between slices");
+          std::memcpy(static_cast<std::byte*>(outs[k].raw()) + first * row, got[k]->raw(), r * row);
+        }
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!error) error = std::current_exception();
+      next = slices;  // the other threads stop at their next slice
+    }
+  }
+  if (error) std::rethrow_exception(error);
   return outs;
 }
 

@@ -3,11 +3,13 @@
 // of the network downstream of a change.
 //
 // Optimisation is an explicit choice: with optimize, the fast executor runs its own optimised
-// copy of the graph (passes/optimize.h: fused convs, channels-last chains) and run() lets fused
-// residual sums accumulate in place. graph() then returns that copy and node indices refer to
-// it; value ids of the input graph keep their meaning, so a caller may still feed and read
-// values by the ids (or names) it knows, but an intermediate value may hold NHWC data
-// (channels_last()) and a value fused away is never computed.
+// copy of the graph (passes/optimize.h: fused convs, channels-last chains), and run() lets
+// fused residual sums accumulate in place and, when the graph keeps batch rows apart
+// (passes/batch_rows.h), spreads slices of a large batch over the OpenMP threads, each running
+// the whole graph on one thread (no barrier per layer, activations that fit in cache). graph() then
+// returns that copy and node indices refer to it; value ids of the input graph keep their meaning,
+// so a caller may still feed and read values by the ids (or names) it knows, but an intermediate
+// value may hold NHWC data (channels_last()) and a value fused away is never computed.
 #pragma once
 #include <cstddef>
 #include <limits>
@@ -36,6 +38,8 @@ class Executor {
   // Node i accumulates its fused residual sum in place during run() (when the sum's buffer
   // turns out to be the environment's alone).
   bool sums_in_place(size_t node) const { return sum_in_place_.at(node); }
+  // Most rows of a batch slice run() gives one thread; 0 when batches are never sliced.
+  int64_t batch_slice_rows() const { return slice_rows_; }
   // Name of the implementation chosen for node i ("dnnl", "ref", ...).
   const std::string& impl_name(size_t node) const { return impl_names_[node]; }
 
@@ -52,6 +56,9 @@ class Executor {
 
  private:
   void run_nodes(std::vector<Tensor>& env, size_t first, size_t last, bool in_place);
+  std::vector<Tensor> run_sliced(const std::vector<Tensor>& inputs, int threads);
+  // Runs rows [first, first + rows) of the inputs through the graph into env_.
+  void run_slice(const std::vector<Tensor>& inputs, int64_t first, int64_t rows);
 
   Graph graph_;
   bool optimized_ = false;
@@ -62,6 +69,11 @@ class Executor {
   // hands its buffer to the output so the conv accumulates into it.
   std::vector<bool> sum_in_place_;
   std::vector<Tensor> env_;  // reused by run(inputs) so buffers are allocated once per shape
+  int64_t slice_rows_ = 0;
+  // Kernels and environments of threads 1.. for batch slices (built on first use); thread 0
+  // uses this executor's own.
+  std::vector<std::unique_ptr<Executor>> workers_;
+  std::vector<Tensor> sliced_outputs_;
 };
 
 // Lists the op types of a graph that no implementation supports (empty when all are).
