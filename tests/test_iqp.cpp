@@ -250,6 +250,13 @@ TEST(IqpEdges, TrivialShapes) {
   EXPECT_DOUBLE_EQ(r.objective, -9);
   two.budgets = {2};
   EXPECT_DOUBLE_EQ(solve_iqp(two).objective, 10);
+
+  // All-zero Omega: objective 0, and the gap relative to 0 is still reported as closed.
+  two.omega.setZero();
+  r = solve_iqp(two);
+  EXPECT_EQ(r.status, IqpResult::Status::optimal);
+  EXPECT_EQ(r.objective, 0);
+  EXPECT_EQ(r.gap, 0);
 }
 
 TEST(IqpEdges, MalformedProblemsThrow) {

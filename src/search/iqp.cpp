@@ -284,8 +284,9 @@ IqpResult Solver::run() {
   for (int i = 0; i < m_.layers; ++i) r.choice[i] = best_[i] - m_.off[i];
   r.objective = ub_;
   r.bound = std::min({ub_, pruned_, open_});
-  r.gap = (ub_ - r.bound) / std::max(std::abs(ub_), 1e-300);
-  if (r.gap <= 0) r.gap = 0;
+  // Within the solver's rounding tolerance the gap is closed, even at an objective near 0.
+  const double diff = ub_ - r.bound;
+  r.gap = diff <= abs_tol_ ? 0.0 : diff / std::max(std::abs(ub_), 1e-300);
   return r;
 }
 

@@ -40,12 +40,13 @@ struct IqpResult {
   std::vector<int> choice;  // candidate per layer; empty when no feasible assignment is known
   double objective = 0;     // x' Omega x of choice (the clipped Omega when clip_psd); +inf if none
   double bound = 0;         // proven lower bound on the optimum
-  double gap = 0;           // (objective - bound) / |objective|; 0 when proven optimal
+  double gap = 0;           // (objective - bound) / |objective|; 0 within rounding tolerance
   double seconds = 0;
   int64_t nodes = 0;  // branch-and-bound nodes processed
 };
 
-// Optimal means proven within rel_gap (and a tolerance of ~1e-9 of the objective's scale).
+// Optimal means proven within rel_gap, and within 1e-10 of the objective's scale (the sum over
+// layers and pairs of layers of their largest |term|) to absorb rounding.
 // Throws Error("iqp", ...) on a malformed problem (sizes, non-finite or negative costs, NaN).
 IqpResult solve_iqp(const IqpProblem& problem, const IqpOptions& options = {});
 
