@@ -26,7 +26,8 @@ void validate(const IqpProblem& p) {
     check(p.candidates[i] >= 1, kWhere, "layer " + std::to_string(i) + " has no candidate");
     n += p.candidates[i];
   }
-  check(n < (1 << 24), kWhere, "too many candidates");
+  // Dense n x n pair tables and one search level per layer: keep both within reason.
+  check(n <= 16384, kWhere, "more than 16384 candidates in total");
   check(p.omega.rows() == n && p.omega.cols() == n, kWhere,
         "omega is " + std::to_string(p.omega.rows()) + " x " + std::to_string(p.omega.cols()) +
             ", expected " + std::to_string(n) + " x " + std::to_string(n));
