@@ -56,8 +56,7 @@ void make_training_form(Graph& g) {
       g.values[v].shape_known = true;
       n.outputs[k] = v;
     }
-    // Opset 14 made training an attribute; earlier opsets train when the outputs are used.
-    if (g.opset >= 14) n.attrs["training_mode"] = int64_t{1};
+    // No training_mode attribute: the trainer puts kernels into training (set_training).
   }
   g.sort();
 }

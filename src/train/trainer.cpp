@@ -43,8 +43,14 @@ Trainer::Trainer(Graph graph, TrainOptions options) : graph_(std::move(graph)), 
     wrt.push_back(p.value);
     kinds.push_back(p.kind);
   }
-  // Training runs the graph as written: no inference fusions, no layout changes.
-  ex_ = std::make_unique<Executor>(graph_, Impl::fast, /*optimize=*/false);
+  // Training runs the graph as written: no inference fusions, no layout changes. Before opset 14
+  // a BatchNormalization with statistics outputs is an ONNX training node, which only the
+  // reference kernel runs; from 14 the mode is an attribute (absent here, so the fast kernel
+  // takes the node and set_training switches it). Opset 14 changed no other operator's meaning,
+  // so the executor's copy of an opset-13 graph is lifted; graph_ (and the export) keep 13.
+  Graph run_graph = graph_;
+  if (run_graph.opset == 13) run_graph.opset = 14;
+  ex_ = std::make_unique<Executor>(run_graph, Impl::fast, /*optimize=*/false);
   for (size_t i = 0; i < graph_.nodes.size(); ++i) ex_->kernel(i).set_training(true);
   backprop_ = std::make_unique<Backprop>(*ex_, wrt);
   const auto& needs = backprop_->needs_grad();

@@ -1,0 +1,265 @@
+// mixq train --arch NAME | --init MODEL.onnx --data SPEC --epochs N -o OUT.onnx: trains a
+// built-in architecture from scratch (or fine-tunes an ONNX model) and exports standard ONNX
+// (opset 13, BatchNormalization folded into the convolutions).
+#include <fmt/format.h>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+
+#include "base/error.h"
+#include "cli/commands.h"
+#include "cli/data_args.h"
+#include "models/models.h"
+#include "onnx/export.h"
+#include "onnx/import.h"
+#include "train/trainer.h"
+
+namespace mixq::cli {
+namespace {
+
+struct TrainArgs {
+  std::string arch, init, output;
+  DataArgs data;
+  std::string val_data;
+  int64_t epochs = 10;
+  int64_t width = 0;
+  double lr = 0, min_lr = 0;
+  std::string optimizer = "sgd";
+  double momentum = 0.9;
+  bool nesterov = false;
+  double wd = -1;
+  bool decay_all = false;
+  std::string schedule = "cosine";
+  double warmup = 0, step_epochs = 30, gamma = 0.1;
+  uint64_t seed = 0;
+  int threads = 0;
+  bool augment = true;
+  int64_t pad = -1;
+  bool flip = false, no_flip = false;
+  std::string checkpoint;
+  double checkpoint_minutes = 10;
+  bool resume = false;
+  int64_t max_steps = 0;
+};
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_signal(int) {
+  g_stop.store(true);
+  // A second signal ends the process the usual way.
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
+
+// Per-channel value of black after normalisation: (0 - mean) / std.
+std::vector<float> black_fill(const DataArgs& d, int64_t channels) {
+  std::vector<float> mean =
+      d.mean.empty() ? std::vector<float>{0.f} : parse_float_list(d.mean, "--mean");
+  std::vector<float> sd =
+      d.std.empty() ? std::vector<float>{1.f} : parse_float_list(d.std, "--std");
+  std::vector<float> fill(channels);
+  for (int64_t c = 0; c < channels; ++c) {
+    const float m = mean[mean.size() == 1 ? 0 : std::min<size_t>(c, mean.size() - 1)];
+    const float s = sd[sd.size() == 1 ? 0 : std::min<size_t>(c, sd.size() - 1)];
+    fill[c] = -m / s;
+  }
+  return fill;
+}
+
+std::string lr_text(double lr) {
+  return fmt::format("{:.4g}", lr);
+}
+
+int run_train(const TrainArgs& a) {
+  set_threads(a.threads);
+  check(a.arch.empty() != a.init.empty(), "mixq train", "give exactly one of --arch and --init");
+  check(!a.resume || !a.checkpoint.empty(), "--resume", "needs --checkpoint PATH");
+  check(!(a.flip && a.no_flip), "--flip", "conflicts with --no-flip");
+  {
+    namespace fs = std::filesystem;
+    const fs::path out(a.output);
+    const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+    check(fs::is_directory(dir), a.output, "folder " + dir.string() + " does not exist");
+  }
+  auto train = open_data(a.data);
+  std::unique_ptr<Dataset> val;
+  if (!a.val_data.empty()) {
+    DataArgs v = a.data;
+    v.spec = a.val_data;
+    val = open_data(v);
+  }
+  const Shape sample = train->sample_shape();
+
+  Graph g;
+  std::string what;
+  if (!a.arch.empty()) {
+    ModelSpec spec;
+    spec.channels = sample[0];
+    spec.height = sample[1];
+    spec.width = sample[2];
+    spec.classes = train->num_classes();
+    spec.base_width = a.width;
+    spec.seed = a.seed;
+    g = build_model(a.arch, spec);
+    what = a.arch;
+  } else {
+    check(a.width == 0, "--width", "only applies to --arch");
+    g = load_onnx(a.init);
+    make_training_form(g);
+    what = a.init;
+  }
+
+  TrainOptions o;
+  o.epochs = a.epochs;
+  o.batch_size = a.data.batch;
+  o.limit = a.data.limit;
+  o.val_batch = std::max<size_t>(a.data.batch, 256);
+  o.seed = a.seed;
+  o.optimizer.kind = parse_optimizer(a.optimizer);
+  const bool sgd = o.optimizer.kind == OptimizerKind::sgd;
+  o.optimizer.momentum = a.momentum;
+  o.optimizer.nesterov = a.nesterov;
+  o.optimizer.weight_decay = a.wd >= 0 ? a.wd
+                                       : (sgd                                        ? 5e-4
+                                          : o.optimizer.kind == OptimizerKind::adamw ? 1e-2
+                                                                                     : 0);
+  o.optimizer.decay_all = a.decay_all;
+  o.schedule.kind = parse_schedule(a.schedule);
+  o.schedule.lr = a.lr > 0 ? a.lr : (sgd ? 0.1 : 1e-3);
+  o.schedule.min_lr = a.min_lr;
+  o.schedule.warmup_epochs = a.warmup;
+  o.schedule.step_epochs = a.step_epochs;
+  o.schedule.gamma = a.gamma;
+  if (a.augment) {
+    o.augment.pad = a.pad >= 0 ? a.pad : default_crop_pad(sample[1], sample[2]);
+    o.augment.flip = !a.no_flip;
+    o.augment.fill = black_fill(a.data, sample[0]);
+  }
+  o.checkpoint = a.checkpoint;
+  o.checkpoint_minutes = a.checkpoint_minutes;
+  o.resume = a.resume;
+  o.max_steps = a.max_steps;
+  o.stop = &g_stop;
+  const bool tty = stderr_is_tty();
+  if (tty)
+    o.on_batch = [](const BatchProgress& p) {
+      std::cerr << fmt::format(
+                       "\repoch {}/{}  batch {}/{}  loss {:.4f}  acc {:.2f} %  {:.0f} img/s ",
+                       p.epoch + 1, p.epochs, p.batch, p.batches, p.loss, p.accuracy * 100,
+                       p.images_per_s)
+                << std::flush;
+    };
+  o.on_epoch = [tty](const EpochSummary& s) {
+    if (tty) std::cerr << "\r\033[K" << std::flush;
+    std::string val = s.val_top1 ? fmt::format("  val top-1 {:.2f} %", *s.val_top1 * 100) : "";
+    std::cout << fmt::format(
+                     "epoch {:>3}/{}  loss {:.4f}  train top-1 {:.2f} %{}  lr {}  "
+                     "{:.0f} img/s  {:.1f} s\n",
+                     s.epoch + 1, s.epochs, s.loss, s.accuracy * 100, val, lr_text(s.lr),
+                     s.images_per_s, s.seconds)
+              << std::flush;
+  };
+  o.on_message = [](const std::string& m) { std::cout << m << "\n" << std::flush; };
+
+  Trainer trainer(std::move(g), o);
+  std::cout << fmt::format(
+                   "training {} ({} parameters) on {}{}, {} epochs of batch {}, {} lr {} {}{}, "
+                   "augment {}, seed {}\n",
+                   what, count_parameters(trainer.graph()), train->description(),
+                   o.limit && o.limit < train->size() ? fmt::format(" (first {})", o.limit) : "",
+                   o.epochs, o.batch_size, optimizer_name(o.optimizer.kind), lr_text(o.schedule.lr),
+                   schedule_name(o.schedule.kind),
+                   o.schedule.warmup_epochs > 0 ? fmt::format(" (warm-up {} epochs)", a.warmup)
+                                                : "",
+                   o.augment.enabled() ? fmt::format("crop pad {}{}", o.augment.pad,
+                                                     o.augment.flip ? " + flip" : "")
+                                       : "off",
+                   o.seed)
+            << std::flush;
+
+  g_stop.store(false);
+  auto old_int = std::signal(SIGINT, on_signal);
+  auto old_term = std::signal(SIGTERM, on_signal);
+  bool done = false;
+  try {
+    done = trainer.fit(*train, val.get());
+  } catch (...) {
+    std::signal(SIGINT, old_int);
+    std::signal(SIGTERM, old_term);
+    throw;
+  }
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  if (!done) {
+    std::cout << fmt::format("stopped at epoch {}, step {}{}; no model written\n",
+                             trainer.epochs_done() + 1, trainer.steps(),
+                             a.checkpoint.empty()
+                                 ? " (give --checkpoint to be able to resume)"
+                                 : "; checkpoint " + a.checkpoint + " (continue with --resume)");
+    return g_stop.load() ? 130 : 0;
+  }
+  save_onnx(trainer.inference_graph(true), a.output);
+  std::cout << fmt::format("wrote {}\n", a.output);
+  return 0;
+}
+
+}  // namespace
+
+void add_train(CLI::App& app, Action& action) {
+  auto a = std::make_shared<TrainArgs>();
+  a->data.batch = 128;
+  auto* cmd = app.add_subcommand("train", "Train a built-in architecture or fine-tune a model");
+  auto* arch = cmd->add_option("--arch", a->arch,
+                               "Built-in architecture: lenet, vgg4, resnet8, resnet20, ... "
+                               "(resnet: any depth 6n+2)");
+  auto* init = cmd->add_option("--init", a->init, "Fine-tune this ONNX model instead");
+  arch->excludes(init);
+  cmd->add_option("-o,--output", a->output, "Trained model (ONNX)")->required();
+  add_data_options(cmd, a->data);
+  cmd->add_option("--val-data", a->val_data, "Validation data spec: top-1 after each epoch");
+  cmd->add_option("--epochs", a->epochs, "Epochs")->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  cmd->add_option("--width", a->width, "Base width (channels) of the architecture")
+      ->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  cmd->add_option("--optimizer", a->optimizer, "sgd, adam or adamw")
+      ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
+  cmd->add_option("--lr", a->lr, "Peak learning rate (default 0.1 for sgd, 0.001 for adam)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--momentum", a->momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999999));
+  cmd->add_flag("--nesterov", a->nesterov, "Nesterov momentum");
+  cmd->add_option("--wd", a->wd,
+                  "Weight decay of weights (default 5e-4 for sgd, 0 for adam, 0.01 for adamw)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--decay-all", a->decay_all, "Also decay biases and BatchNormalization parameters");
+  cmd->add_option("--schedule", a->schedule, "Learning rate: constant, step or cosine")
+      ->check(CLI::IsMember({"constant", "step", "cosine"}));
+  cmd->add_option("--warmup", a->warmup, "Linear warm-up length in epochs")
+      ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--min-lr", a->min_lr, "Cosine: final learning rate")
+      ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--step-epochs", a->step_epochs, "Step: decay every this many epochs")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--gamma", a->gamma, "Step: decay factor")->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", a->seed, "Seed of initialisation, shuffling and augmentation");
+  cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_flag("--augment,!--no-augment", a->augment,
+                "Random crop with padding and horizontal flip (default on)");
+  cmd->add_option("--pad", a->pad, "Random crop padding (default: 4 for 32x32, 2 for 28x28)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
+  cmd->add_flag("--flip", a->flip, "Random horizontal flip with --augment (default)");
+  cmd->add_flag("--no-flip", a->no_flip, "No horizontal flip");
+  cmd->add_option("--checkpoint", a->checkpoint,
+                  "Checkpoint file, written after every epoch and every --checkpoint-minutes");
+  cmd->add_option("--checkpoint-minutes", a->checkpoint_minutes,
+                  "Also checkpoint mid-epoch this often (0: epoch ends only)")
+      ->check(CLI::Range(0.0, 1e6));
+  cmd->add_flag("--resume", a->resume, "Continue from --checkpoint");
+  cmd->add_option("--max-steps", a->max_steps,
+                  "Stop after this many steps in this run, with a checkpoint (0: no limit)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  cmd->callback([a, &action] { action = [a] { return run_train(*a); }; });
+}
+
+}  // namespace mixq::cli
