@@ -24,6 +24,7 @@ command -v node >/dev/null || die "node is needed for the ONNX Runtime peer"
 [ -d bench/peer/node_modules/onnxruntime-node ] ||
   die "ONNX Runtime peer missing: (cd bench/peer && npm install --ignore-scripts)"
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 mixq() { "$BIN" --model "$MODEL" --batch "$1" --threads "$THREADS" --seconds "$SECS" --executor "$2"; }
@@ -41,9 +42,10 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-node - "$results" "$MODEL" "$THREADS" "$ROUNDS" "$SECS" <<'EOF'
+load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+node - "$results" "$MODEL" "$THREADS" "$ROUNDS" "$SECS" "$load_before" "$load_after" <<'EOF'
 const fs = require('fs');
-const [file, model, threads, rounds, secs] = process.argv.slice(2);
+const [file, model, threads, rounds, secs, loadBefore, loadAfter] = process.argv.slice(2);
 const best = {}, all = {};
 let peer = 'ONNX Runtime';
 for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
@@ -65,6 +67,7 @@ const rows = batches.map((b) => {
           (1000 * b / r).toFixed(0), (r / o).toFixed(2) + 'x'];
 });
 console.log(`FP32 inference, ${model}, ${threads} threads, best of ${rounds} rounds of ${secs} s each`);
+console.log(`load average (1, 5, 15 min) before: ${loadBefore}, after: ${loadAfter}`);
 const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
 const fmt = (r) => '| ' + r.map((c, i) => c.padStart(width[i])).join(' | ') + ' |';
 console.log(fmt(head));
