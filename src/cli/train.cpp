@@ -134,7 +134,9 @@ int run_train(const TrainArgs& a) {
   o.schedule.gamma = a.gamma;
   if (a.augment) {
     o.augment.pad = a.pad >= 0 ? a.pad : default_crop_pad(sample[1], sample[2]);
-    o.augment.flip = !a.no_flip;
+    // Flips by default for colour (natural) images only: on Fashion-MNIST they cost 0.7 points
+    // (89.75 % without, 89.04 % with, vgg4 w24, 4 epochs on 20000 images).
+    o.augment.flip = a.flip || (!a.no_flip && sample[0] == 3);
     o.augment.fill = black_fill(a.data, sample[0]);
   }
   o.checkpoint = a.checkpoint;
@@ -245,11 +247,12 @@ void add_train(CLI::App& app, Action& action) {
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
   cmd->add_flag("--augment,!--no-augment", a->augment,
-                "Random crop with padding and horizontal flip (default on)");
+                "Random crop with padding (and flip, see --flip) (default on)");
   cmd->add_option("--pad", a->pad, "Random crop padding (default: 4 for 32x32, 2 for 28x28)")
       ->check(CLI::Range(int64_t{0}, int64_t{1024}));
-  cmd->add_flag("--flip", a->flip, "Random horizontal flip with --augment (default)");
-  cmd->add_flag("--no-flip", a->no_flip, "No horizontal flip");
+  cmd->add_flag("--flip", a->flip,
+                "Random horizontal flip with --augment (default for 3-channel data)");
+  cmd->add_flag("--no-flip", a->no_flip, "No horizontal flip (default for 1-channel data)");
   cmd->add_option("--checkpoint", a->checkpoint,
                   "Checkpoint file, written after every epoch and every --checkpoint-minutes");
   cmd->add_option("--checkpoint-minutes", a->checkpoint_minutes,
