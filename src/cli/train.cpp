@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
@@ -185,6 +186,7 @@ int run_train(const TrainArgs& a) {
   auto old_int = std::signal(SIGINT, on_signal);
   auto old_term = std::signal(SIGTERM, on_signal);
   bool done = false;
+  const auto t0 = std::chrono::steady_clock::now();
   try {
     done = trainer.fit(*train, val.get());
   } catch (...) {
@@ -202,8 +204,15 @@ int run_train(const TrainArgs& a) {
                                  : "; checkpoint " + a.checkpoint + " (continue with --resume)");
     return g_stop.load() ? 130 : 0;
   }
-  save_onnx(trainer.inference_graph(true), a.output);
-  std::cout << fmt::format("wrote {}\n", a.output);
+  // Built-in models are opset 13; an imported model keeps its own opset.
+  Graph trained = trainer.inference_graph(true);
+  ExportOptions eo;
+  eo.min_opset = trained.opset;
+  save_onnx(trained, a.output, eo);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cout << fmt::format("wrote {} after {:.1f} min of training in this run\n", a.output,
+                           seconds / 60);
   return 0;
 }
 
