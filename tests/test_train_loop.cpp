@@ -3,6 +3,7 @@
 // uninterrupted one, and the exported model matches the trained graph's inference output.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -128,6 +129,41 @@ TEST(TrainLoop, ResumedRunIsBitIdenticalToUninterrupted) {
     ASSERT_TRUE(third.fit(train));
     EXPECT_EQ(third.steps(), whole.steps());
   }
+}
+
+TEST(TrainLoop, TimedCheckpointsAndStopFlagResumeMidEpoch) {
+  TensorDataset train = blobs(200, 4);
+  test::TempDir dir;
+  TrainOptions o = small_options();
+  o.epochs = 2;
+  o.checkpoint = dir.file("run.ckpt");
+  o.checkpoint_minutes = 1e-9;  // a checkpoint after every batch
+  // The checkpoint of batch 3 (written after it), kept aside while the run goes on.
+  o.on_batch = [&](const BatchProgress& p) {
+    if (p.epoch == 0 && p.batch == 4) {
+      const Checkpoint c = load_checkpoint(o.checkpoint);
+      EXPECT_EQ(c.meta["position"]["batch"], 3);
+      save_checkpoint(dir.file("mid.ckpt"), c);
+    }
+  };
+  Trainer whole(tiny_cnn(5), o);
+  ASSERT_TRUE(whole.fit(train));
+  o.on_batch = nullptr;
+  o.checkpoint = dir.file("mid.ckpt");
+  o.resume = true;
+  Trainer resumed(tiny_cnn(5), o);
+  ASSERT_TRUE(resumed.fit(train));
+  expect_same_state(whole, resumed);
+
+  // The stop flag (what mixq train's signal handler sets) saves and stops between batches.
+  std::atomic<bool> stop{false};
+  o.resume = false;
+  o.checkpoint = dir.file("stopped.ckpt");
+  o.stop = &stop;
+  o.on_batch = [&](const BatchProgress& p) { stop = p.batch == 5; };
+  Trainer stopped(tiny_cnn(5), o);
+  EXPECT_FALSE(stopped.fit(train));
+  EXPECT_EQ(load_checkpoint(o.checkpoint).meta["position"]["step"], 5);
 }
 
 TEST(TrainLoop, ResumeRefusesAnotherRun) {
