@@ -1,17 +1,21 @@
 // Built-in architectures: output shapes, parameter counts (against hand-derived formulas),
-// seeded Kaiming initialisation, training form, and the inference form with BatchNormalization
-// folded giving the same outputs as the unfolded one.
+// seeded Kaiming initialisation, training form, the inference form with BatchNormalization
+// folded giving the same outputs as the unfolded one, and the embedded default model's accuracy.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 
 #include "base/error.h"
+#include "data/dataset.h"
+#include "eval/evaluate.h"
 #include "models/models.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
 #include "runtime/executor.h"
 #include "support/onnx_builder.h"
+#include "support/paths.h"
+#include "support/peer.h"
 #include "train/params.h"
 #include "train/rng.h"
 
@@ -188,4 +192,31 @@ TEST(Models, TrainingFormOfAnImportedModel) {
   make_training_form(g);  // idempotent
   EXPECT_EQ(find_trainables(g).bn.size(), 1u);
   EXPECT_EQ(g.nodes.back().outputs.size(), 3u);
+}
+
+TEST(Models, DefaultFashionMnistModelReachesItsAccuracy) {
+  // The embedded default model (models/README.md): >= 92 % top-1 on Debian's Fashion-MNIST test
+  // set, with ONNX Runtime agreeing on its predictions.
+  const std::string model = test::repo_path("models/fmnist_default.onnx");
+  MIXQ_SKIP_UNLESS_EXISTS(model);
+  MIXQ_SKIP_UNLESS_EXISTS(std::string(kFashionMnistDir) + "/t10k-images-idx3-ubyte.gz");
+  auto data = open_dataset("fmnist:test");
+  Graph g = load_onnx(model);
+  EXPECT_EQ(g.opset, 13);
+  Executor ex(g, Impl::fast, /*optimize=*/true);
+  const EvalResult r = evaluate(ex, *data);
+  std::cout << "top-1 " << r.top1 * 100 << " %\n";
+  EXPECT_EQ(r.samples, 10000u);
+  EXPECT_GE(r.top1, 0.92);
+  const std::string missing = test::peer_missing();
+  if (!missing.empty()) GTEST_SKIP() << missing;
+  test::TempDir dir;
+  const size_t n = 2000;
+  test::write_peer_inputs(*data, n, dir.path());
+  nlohmann::json peer = test::run_peer_eval(model, dir.path(), data->sample_shape());
+  Executor ex2(g, Impl::fast, /*optimize=*/true);
+  const EvalResult mine = evaluate(ex2, *data, {256, n, {}});
+  std::cout << "first " << n << ": mixq " << mine.top1 * 100 << " %, ONNX Runtime "
+            << peer["top1"].get<double>() << " %\n";
+  EXPECT_NEAR(mine.top1 * 100, peer["top1"].get<double>(), 0.05 + 1e-9);
 }
