@@ -230,29 +230,41 @@ void add_train(CLI::App& app, Action& action) {
   cmd->add_option("-o,--output", a->output, "Trained model (ONNX)")->required();
   add_data_options(cmd, a->data);
   cmd->add_option("--val-data", a->val_data, "Validation data spec: top-1 after each epoch");
-  cmd->add_option("--epochs", a->epochs, "Epochs")->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  cmd->add_option("--epochs", a->epochs, "Epochs")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}))
+      ->capture_default_str();
   cmd->add_option("--width", a->width, "Base width (channels) of the architecture")
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));
   cmd->add_option("--optimizer", a->optimizer, "sgd, adam or adamw")
-      ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
+      ->check(CLI::IsMember({"sgd", "adam", "adamw"}))
+      ->capture_default_str();
   cmd->add_option("--lr", a->lr, "Peak learning rate (default 0.1 for sgd, 0.001 for adam)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--momentum", a->momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999999));
+  cmd->add_option("--momentum", a->momentum, "SGD momentum")
+      ->check(CLI::Range(0.0, 0.999999))
+      ->capture_default_str();
   cmd->add_flag("--nesterov", a->nesterov, "Nesterov momentum");
   cmd->add_option("--wd", a->wd,
                   "Weight decay of weights (default 5e-4 for sgd, 0 for adam, 0.01 for adamw)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--decay-all", a->decay_all, "Also decay biases and BatchNormalization parameters");
   cmd->add_option("--schedule", a->schedule, "Learning rate: constant, step or cosine")
-      ->check(CLI::IsMember({"constant", "step", "cosine"}));
+      ->check(CLI::IsMember({"constant", "step", "cosine"}))
+      ->capture_default_str();
   cmd->add_option("--warmup", a->warmup, "Linear warm-up length in epochs")
-      ->check(CLI::Range(0.0, 1e6));
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
   cmd->add_option("--min-lr", a->min_lr, "Cosine: final learning rate")
-      ->check(CLI::Range(0.0, 1e6));
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
   cmd->add_option("--step-epochs", a->step_epochs, "Step: decay every this many epochs")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--gamma", a->gamma, "Step: decay factor")->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", a->seed, "Seed of initialisation, shuffling and augmentation");
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--gamma", a->gamma, "Step: decay factor")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--seed", a->seed, "Seed of initialisation, shuffling and augmentation")
+      ->capture_default_str();
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
   cmd->add_flag("--augment,!--no-augment", a->augment,
@@ -266,7 +278,8 @@ void add_train(CLI::App& app, Action& action) {
                   "Checkpoint file, written after every epoch and every --checkpoint-minutes");
   cmd->add_option("--checkpoint-minutes", a->checkpoint_minutes,
                   "Also checkpoint mid-epoch this often (0: epoch ends only)")
-      ->check(CLI::Range(0.0, 1e6));
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
   cmd->add_flag("--resume", a->resume, "Continue from --checkpoint");
   cmd->add_option("--max-steps", a->max_steps,
                   "Stop after this many steps in this run, with a checkpoint (0: no limit)")
