@@ -7,6 +7,9 @@
 //   --stress adds ResNet-50 problems with much stronger cross terms, 20 s limit each.
 // Omega comes from synth_omega (see search/iqp_synth.h) with the OmegaModel defaults unless
 // flags override them: --cross-mean X --cross-sd X --decay X --layer-sd X --seed N.
+// --fit F.mixq fits the model to a measured sensitivity file (mixq sensitivity) instead, so the
+// ResNet-50-sized instances carry the statistics of a real network's Omega; flags given after
+// --fit still override single parameters.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +18,7 @@
 
 #include "search/iqp.h"
 #include "search/iqp_synth.h"
+#include "search/sensitivity.h"
 
 using namespace mixq;
 
@@ -61,6 +65,24 @@ void print(double budget, bool clip, int seed, const Row& row, double target_s, 
   std::fflush(stdout);
 }
 
+// The OmegaModel of a measured sensitivity file (exits with a message on a bad file).
+OmegaModel fitted_model(const char* path) {
+  try {
+    const SensitivityData d = load_sensitivity(path);
+    const std::vector<double> om = d.omega();
+    const auto n = static_cast<Eigen::Index>(d.n());
+    Eigen::MatrixXd omega(n, n);
+    for (Eigen::Index r = 0; r < n; ++r)
+      for (Eigen::Index c = 0; c < n; ++c) omega(r, c) = om[static_cast<size_t>(r * n + c)];
+    std::printf("fitted to %s: %zu layers x %zu candidates, L0 %.5f\n", path, d.layers,
+                d.candidates, d.L0());
+    return fit_omega_model(omega, static_cast<int>(d.candidates));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_iqp: %s\n", e.what());
+    std::exit(1);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -72,6 +94,8 @@ int main(int argc, char** argv) {
     const bool more = i + 1 < argc;
     if (a == "--stress")
       stress = true;
+    else if (a == "--fit" && more)
+      md = fitted_model(argv[++i]);
     else if (a == "--cross-mean" && more)
       md.cross_mean = std::atof(argv[++i]);
     else if (a == "--cross-sd" && more)
@@ -85,10 +109,11 @@ int main(int argc, char** argv) {
     else if (a == "--seed" && more)
       md.seed = std::strtoull(argv[++i], nullptr, 10);
     else {
-      std::fprintf(stderr,
-                   "usage: %s [--stress] [--cross-mean X] [--cross-sd X] [--decay X] "
-                   "[--layer-sd X] [--seed N] [--seeds N]\n",
-                   argv[0]);
+      std::fprintf(
+          stderr,
+          "usage: %s [--fit F.mixq] [--stress] [--cross-mean X] [--cross-sd X] [--decay X] "
+          "[--layer-sd X] [--seed N] [--seeds N]\n",
+          argv[0]);
       return 2;
     }
   }

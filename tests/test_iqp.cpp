@@ -409,6 +409,13 @@ TEST(IqpSynth, LayerShapesAndFit) {
   EXPECT_NEAR(fit.cross_sd, md.cross_sd, 0.05);
   EXPECT_NEAR(fit.decay, md.decay, 0.6);
   EXPECT_EQ(fit.diag_noise, 0);
+  // With noisy near-zero entries (8-bit at the noise level, as measured), the cross statistics
+  // still come from the terms that stand clear of the noise.
+  md.diag_noise = 1e-3;
+  const OmegaModel noisy = fit_omega_model(synth_omega(200, md), 3);
+  EXPECT_NEAR(noisy.cross_mean, md.cross_mean, 0.1);
+  EXPECT_NEAR(noisy.cross_sd, md.cross_sd, 0.1);
+  EXPECT_GT(noisy.diag_noise, 0);
   // Steep by construction: for most layers 2 bits hurt more than 4, and 4 more than 8.
   const Eigen::MatrixXd om = synth_omega(52, OmegaModel{});
   int ordered = 0;

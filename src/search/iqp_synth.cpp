@@ -89,14 +89,18 @@ OmegaModel fit_omega_model(const Eigen::MatrixXd& om, int c) {
   // Residuals of a two-way fit have (C-1)/C of the variance of e.
   md.candidate_sd = c > 1 ? resid.sd() * std::sqrt(static_cast<double>(c) / (c - 1)) : 0.0;
   md.diag_noise = negative.n > 0 ? std::sqrt(negative.sq / negative.n) : 0.0;
-  // Cross ratios by layer distance.
+  // Cross ratios by layer distance, over pairs whose single terms both stand clear of the noise:
+  // a cross term between near-zero (8-bit) entries is measurement noise, and dividing it by
+  // sqrt(d d') would swamp the statistics of the terms that matter.
+  const double floor = 3 * md.diag_noise;
   std::vector<Stats> by(layers);
   for (int i = 0; i < layers; ++i)
     for (int j = i + 1; j < layers; ++j)
       for (int b = 0; b < c; ++b)
         for (int e = 0; e < c; ++e) {
-          const double s = std::sqrt(std::abs(om(i * c + b, i * c + b) * om(j * c + e, j * c + e)));
-          if (s > 0) by[j - i].add((om(i * c + b, j * c + e) + om(j * c + e, i * c + b)) / s);
+          const double di = om(i * c + b, i * c + b), dj = om(j * c + e, j * c + e);
+          if (di <= floor || dj <= floor) continue;
+          by[j - i].add((om(i * c + b, j * c + e) + om(j * c + e, i * c + b)) / std::sqrt(di * dj));
         }
   md.cross_mean = by[1].mean();
   md.cross_sd = by[1].sd();
