@@ -128,6 +128,7 @@ int run_sweep(const SweepArgs& a) {
     std::mt19937_64 rng(a.seed);
     std::vector<double> full, diag, meas;
     const size_t C = space.num_candidates();
+    const bool tty = stderr_is_tty();
     for (size_t k = 0; k < a.random; ++k) {
       std::vector<int> choice(space.num_searched());
       for (int& c : choice) c = static_cast<int>(rng() % C);
@@ -142,9 +143,13 @@ int run_sweep(const SweepArgs& a) {
       full.push_back(pf);
       diag.push_back(pd);
       meas.push_back(measured_increase(g, cfg, *sens, subset, d.L0(), a.data.batch));
-      std::cerr << fmt::format("\rrandom assignments {}/{}", k + 1, a.random) << std::flush;
+      // A terminal gets one updating line; a log gets a line every tenth of the way.
+      if (tty)
+        std::cerr << fmt::format("\rrandom assignments {}/{}", k + 1, a.random) << std::flush;
+      else if ((k + 1) % std::max<size_t>(1, a.random / 10) == 0 || k + 1 == a.random)
+        std::cerr << fmt::format("random assignments {}/{}\n", k + 1, a.random);
     }
-    std::cerr << "\n";
+    if (tty) std::cerr << "\n";
     out["random"] = {{"count", a.random},
                      {"spearman_clado", spearman(full, meas)},
                      {"spearman_diagonal", spearman(diag, meas)},
