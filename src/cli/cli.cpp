@@ -34,6 +34,7 @@ int cli_main(int argc, char** argv) {
   cli::add_sensitivity(app, action);
   cli::add_allocate(app, action);
   cli::add_sweep(app, action);
+  cli::add_hw(app, action);
   cli::add_train(app, action);
   std::string names;
   bool known = false;

@@ -15,6 +15,7 @@ void add_quantize(CLI::App& app, Action& action);
 void add_sensitivity(CLI::App& app, Action& action);
 void add_allocate(CLI::App& app, Action& action);
 void add_sweep(CLI::App& app, Action& action);
+void add_hw(CLI::App& app, Action& action);
 void add_train(CLI::App& app, Action& action);
 
 // Options shared by commands that run networks.
