@@ -59,6 +59,47 @@ TEST(HwFit, EveryPublishedFigureWithinTenPercent) {
         << r.device << " " << r.quantity << ": model " << r.model << ", published " << r.published;
 }
 
+// Each fitted constant of kHw is what the seed figures give (docs/hw-model.md shows the steps).
+TEST(HwFit, ConstantsFollowFromTheSeedFigures) {
+  const std::vector<SeedFigures>& seeds = seed_figures();
+  ASSERT_EQ(seeds.size(), 2u);
+  double pe = 1, sp2 = 1, run = 1;
+  std::vector<double> base_share, dsps, luts;
+  double u_lo = 0, u_hi = 1;
+  for (const SeedFigures& f : seeds) {
+    const Device& d = dev(f.device);
+    const double lanes = 2.0 * d.dsp;  // 4-bit MAC lanes
+    pe *= f.fixed_peak_gops / (2 * lanes * d.clock_mhz * 1e-3);
+    sp2 *= (f.msq_lut_share - f.fixed_lut_share) * d.lut / (f.ratio * lanes);
+    const SeedDesigns s = seed_designs(d);
+    // Latency is proportional to 1 / run_efficiency: the model at 1.0 over published.
+    run *= s.fixed4_ms * kHw.run_efficiency / f.fixed_ms;
+    run *= s.msq4_ms * kHw.run_efficiency / f.msq_ms;
+    base_share.push_back(f.fixed_lut_share * d.lut);
+    dsps.push_back(static_cast<double>(d.dsp));
+    // The LUT limits for which the rounded-down balanced ratio is the published one.
+    const double fixed_lut = s.fixed4.lut_use();
+    u_lo = std::max(u_lo, (fixed_lut + kHw.lut_per_sp2_mac * f.ratio * lanes) / d.lut);
+    u_hi = std::min(u_hi,
+                    (fixed_lut + kHw.lut_per_sp2_mac * (f.ratio + kHw.ratio_step) * lanes) / d.lut);
+  }
+  pe = std::sqrt(pe);
+  sp2 = std::sqrt(sp2);
+  run = std::pow(run, 0.25);
+  const double per_dsp = (base_share[1] - base_share[0]) / (dsps[1] - dsps[0]);
+  const double base = base_share[0] - per_dsp * dsps[0];
+  std::cout << "pe_efficiency " << pe << ", run_efficiency " << run << ", lut_per_sp2_mac " << sp2
+            << ", base_lut " << base << " + " << per_dsp << " per DSP, lut_limit in [" << u_lo
+            << ", " << u_hi << ")\n";
+  EXPECT_NEAR(kHw.pe_efficiency, pe, 5e-4);
+  EXPECT_NEAR(kHw.run_efficiency, run, 5e-4);
+  EXPECT_NEAR(kHw.lut_per_sp2_mac, sp2, 0.05);
+  EXPECT_NEAR(kHw.base_lut, base, 1);
+  EXPECT_NEAR(kHw.base_lut_per_dsp, per_dsp, 0.005);
+  EXPECT_GE(kHw.lut_limit, u_lo);
+  EXPECT_LT(kHw.lut_limit, u_hi);
+}
+
 TEST(HwFit, MsqPeakIsFixedPeakTimesOnePlusRatio) {
   for (const char* name : {"XC7Z020", "XC7Z045", "XCZU7EV", "XCZU9EG"}) {
     const Design f = fixed_design(dev(name)), m = balanced_design(dev(name));
