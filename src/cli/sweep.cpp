@@ -19,15 +19,18 @@
 #include "onnx/import.h"
 #include "quant/apply.h"
 #include "search/allocate.h"
+#include "search/hessian.h"
 
 namespace mixq::cli {
 namespace {
 
 struct SweepArgs {
-  std::string omega, budgets, methods = "uniform,greedy,diagonal,clado,clado-psd", model, sens_spec,
-                              out, json;
+  std::string omega, budgets, methods = "uniform,greedy,diagonal,hawq,clado,clado-psd", model,
+                              sens_spec, out, json;
   DataArgs data;
   size_t random = 0;
+  size_t hawq_samples = 256;
+  int hawq_probes = 32;
   double time_limit = 60;
   int threads = 0;
   uint64_t seed = 0;
@@ -60,8 +63,6 @@ int run_sweep(const SweepArgs& a) {
     std::string m;
     while (std::getline(ss, m, ',')) methods.push_back(parse_alloc_method(m, "--methods"));
   }
-  check(std::find(methods.begin(), methods.end(), AllocMethod::hawq) == methods.end(), "--methods",
-        "hawq is not available in sweep yet");
   auto budgets = parse_budgets(a.budgets, "--budgets");
   DataArgs sens_args = a.data;
   sens_args.spec = a.sens_spec;
@@ -72,7 +73,26 @@ int run_sweep(const SweepArgs& a) {
   const auto subset = random_subset(sens->size(), d.header.value("samples", size_t{0}),
                                     d.header.value("seed", 0ull));
   check(subset.size() == d.samples, a.omega, "--sens-data has fewer samples than the file used");
-  AllocInputs in{&g, &space, &d, nullptr};
+  // HAWQ: Hessian traces on the first --hawq-samples of the sensitivity subset.
+  nlohmann::json hawq_json;
+  std::vector<double> hawq_diag;
+  if (std::find(methods.begin(), methods.end(), AllocMethod::hawq) != methods.end()) {
+    HessianOptions ho;
+    ho.probes = a.hawq_probes;
+    ho.batch = a.data.batch;
+    ho.seed = a.seed;
+    ho.progress = true;
+    const std::vector<size_t> hs(subset.begin(),
+                                 subset.begin() + std::min(subset.size(), a.hawq_samples));
+    const HessianTraces h = hessian_traces(g, space, *sens, hs, ho);
+    hawq_diag = hawq_sensitivity(g, space, h);
+    hawq_json = {{"samples", hs.size()},
+                 {"probes", h.probes},
+                 {"trace", h.trace},
+                 {"trace_sd", h.trace_sd},
+                 {"sensitivity", hawq_diag}};
+  }
+  AllocInputs in{&g, &space, &d, hawq_diag.empty() ? nullptr : &hawq_diag};
   IqpOptions o;
   o.time_limit_s = a.time_limit;
   nlohmann::json rows = nlohmann::json::array();
@@ -122,6 +142,7 @@ int run_sweep(const SweepArgs& a) {
           measured, r.top1 * 100);
     }
   nlohmann::json out = {{"sensitivity", a.omega}, {"model", model}, {"rows", rows}};
+  if (!hawq_json.is_null()) out["hawq"] = hawq_json;
   if (a.random > 0) {
     // Random assignments of the candidates: predicted by full Omega and by its diagonal.
     const Eigen::MatrixXd om = omega_matrix(d);
@@ -178,7 +199,12 @@ void add_sweep(CLI::App& app, Action& action) {
       ->required();
   add_data_options(cmd, a->data);
   cmd->add_option("--random", a->random, "Random assignments for the rank correlation");
-  cmd->add_option("--seed", a->seed, "Seed of the random assignments");
+  cmd->add_option("--seed", a->seed, "Seed of the random assignments and Hessian probes");
+  cmd->add_option("--hawq-samples", a->hawq_samples,
+                  "hawq: sensitivity samples for the Hessian traces (default 256)")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 24));
+  cmd->add_option("--hawq-probes", a->hawq_probes, "hawq: Hutchinson probes (default 32)")
+      ->check(CLI::Range(1, 100000));
   cmd->add_option("--time-limit", a->time_limit, "Solver time limit per allocation (s)");
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
