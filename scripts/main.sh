@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Fresh machine to the main job: install packages, build, run mixq on the default model.
+# Fresh machine to the main job: install packages, build, then run mixq on its embedded default
+# model (models/fmnist_default.onnx) and Debian's Fashion-MNIST: FP32 accuracy, CLADO
+# sensitivities, a 3-bit mixed-precision allocation and its accuracy. Outputs go to out/main/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
-model=../shared/models/cifar10_resnet20.onnx
-if [ ! -f "$model" ]; then
-  echo "main: $model is absent (../shared not beside the clone); nothing to evaluate" >&2
-  exit 1
-fi
-build/mixq inspect "$model"
-build/mixq eval "$model" --data folder:../shared/data/cifar10/test \
-  --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225
+export OMP_WAIT_POLICY=passive
+model=models/fmnist_default.onnx
+out=out/main
+mkdir -p "$out"
+mixq=build/mixq
+$mixq inspect "$model"
+$mixq eval "$model" --data fmnist:test
+# Sensitivities on 1024 training images (never the test set); resumable if interrupted.
+resume=()
+[ -f "$out/omega.mixq" ] && resume=(--resume)
+$mixq sensitivity "$model" --data fmnist:train --samples 1024 --candidates w2,w4,w8 \
+  -o "$out/omega.mixq" --json "$out/omega.json" "${resume[@]}"
+$mixq allocate --omega "$out/omega.mixq" --budget 3bits --method clado -o "$out/clado_3bits.json"
+$mixq eval "$model" --data fmnist:test --quant "$out/clado_3bits.json"
+echo "main: outputs in $out/"
