@@ -31,6 +31,7 @@ struct SweepArgs {
   size_t random = 0;
   size_t hawq_samples = 256;
   int hawq_probes = 32;
+  double hawq_step = HessianOptions{}.step;
   double time_limit = 60;
   int threads = 0;
   uint64_t seed = 0;
@@ -79,6 +80,7 @@ int run_sweep(const SweepArgs& a) {
   if (std::find(methods.begin(), methods.end(), AllocMethod::hawq) != methods.end()) {
     HessianOptions ho;
     ho.probes = a.hawq_probes;
+    ho.step = a.hawq_step;
     ho.batch = a.data.batch;
     ho.seed = a.seed;
     ho.progress = true;
@@ -86,11 +88,8 @@ int run_sweep(const SweepArgs& a) {
                                  subset.begin() + std::min(subset.size(), a.hawq_samples));
     const HessianTraces h = hessian_traces(g, space, *sens, hs, ho);
     hawq_diag = hawq_sensitivity(g, space, h);
-    hawq_json = {{"samples", hs.size()},
-                 {"probes", h.probes},
-                 {"trace", h.trace},
-                 {"trace_sd", h.trace_sd},
-                 {"sensitivity", hawq_diag}};
+    hawq_json = {{"samples", hs.size()}, {"probes", h.probes},     {"step", a.hawq_step},
+                 {"trace", h.trace},     {"trace_sd", h.trace_sd}, {"sensitivity", hawq_diag}};
   }
   AllocInputs in{&g, &space, &d, hawq_diag.empty() ? nullptr : &hawq_diag};
   IqpOptions o;
@@ -205,6 +204,9 @@ void add_sweep(CLI::App& app, Action& action) {
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   cmd->add_option("--hawq-probes", a->hawq_probes, "hawq: Hutchinson probes (default 32)")
       ->check(CLI::Range(1, 100000));
+  cmd->add_option("--hawq-step", a->hawq_step,
+                  "hawq: probe size relative to each weight tensor's RMS")
+      ->check(CLI::Range(1e-6, 1.0));
   cmd->add_option("--time-limit", a->time_limit, "Solver time limit per allocation (s)");
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
