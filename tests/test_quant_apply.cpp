@@ -3,9 +3,11 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include "base/error.h"
+#include "onnx/export.h"
 #include "onnx/import.h"
 #include "quant/apply.h"
 #include "quant/calibrate.h"
@@ -111,6 +113,40 @@ TEST(QuantApply, ForwardEqualsIndependentComputation) {
   ASSERT_EQ(got.shape(), want.shape());
   for (int64_t i = 0; i < got.numel(); ++i)
     EXPECT_NEAR(got.data<float>()[i], want.data<float>()[i], 1e-5) << i;
+}
+
+TEST(QuantApply, QdqFormRunsTheSameValuesFromIntegerCodes) {
+  Graph g = tiny_graph();
+  QuantConfig cfg;
+  LayerConfig conv{"conv", {}, act_quant_for_range(-2.0f, 2.5f, 4)};
+  conv.rows = {{Scheme::fixed, 4, 0.5f}, {Scheme::sp2, 4, 0.6f}, {Scheme::pot, 3, 0.7f}};
+  LayerConfig fc{"fc", {}, act_quant_for_range(0, 3.0f, 8)};
+  // PoT at 6 bits has levels down to 2^-30: its codes need the int32 container.
+  fc.rows = {{Scheme::fixed, 2, 0.3f},
+             {Scheme::fixed, 8, 0.4f},
+             {Scheme::sp2, 5, 0.5f},
+             {Scheme::pot, 6, 0.6f}};
+  cfg.layers = {conv, fc};
+  const Graph fq = apply_quant(g, cfg);
+  const Graph qdq = apply_quant(g, cfg, "test", WeightForm::qdq);
+  std::map<std::string, DType> codes;  // DequantizeLinear node -> its codes' type
+  for (const Node& n : qdq.nodes)
+    if (n.op_type == "DequantizeLinear" && qdq.is_constant(n.inputs[0]))
+      codes[n.name] = qdq.constant(n.inputs[0]).dtype();
+  ASSERT_EQ(codes.size(), 2u);
+  EXPECT_EQ(codes["w/q/DequantizeLinear"], DType::i8);
+  EXPECT_EQ(codes["m/q/DequantizeLinear"], DType::i32);
+  const Tensor x = random_tensor({2, 2, 5, 5}, 3);
+  const Tensor want = Executor(fq, Impl::reference).run({x})[0];
+  const Tensor got = Executor(qdq, Impl::reference).run({x})[0];
+  TempDir dir;
+  save_onnx(qdq, dir.file("qdq.onnx"));
+  const Tensor reloaded = Executor(load_onnx(dir.file("qdq.onnx"))).run({x})[0];
+  ASSERT_EQ(got.shape(), want.shape());
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    EXPECT_NEAR(got.data<float>()[i], want.data<float>()[i], 1e-5) << i;
+    EXPECT_NEAR(reloaded.data<float>()[i], want.data<float>()[i], 1e-5) << i;
+  }
 }
 
 TEST(QuantApply, ConfigRoundTripsThroughJson) {

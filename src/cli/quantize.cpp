@@ -40,8 +40,10 @@ int run_quantize(const QuantizeArgs& a) {
   QuantConfig cfg = uniform_config(g, uo.abits > 0 ? &stats : nullptr, uo);
   cfg.info["calibration"] = {{"data", calib->description()}, {"samples", stats.samples}};
   Graph q = apply_quant(g, cfg);
-  const std::string cfg_path = a.out + "/quant.json", onnx_path = a.out + "/model_fq.onnx";
-  save_onnx(q, onnx_path);
+  // The file others run holds integer weights behind DequantizeLinear (QDQ); mixq evaluates the
+  // same values from float constants.
+  const std::string cfg_path = a.out + "/quant.json", onnx_path = a.out + "/model_qdq.onnx";
+  save_onnx(apply_quant(g, cfg, a.model, WeightForm::qdq), onnx_path);
   save_quant_config(cfg, cfg_path);
   auto layers = find_quant_layers(g);
   std::cout << fmt::format("wrote {} and {}\n", cfg_path, onnx_path);

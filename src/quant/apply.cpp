@@ -1,5 +1,6 @@
 #include "quant/apply.h"
 
+#include <limits>
 #include <map>
 #include <tuple>
 
@@ -26,7 +27,48 @@ int add_fake_quant_node(Graph& g, int input, const ActQuant& q, const std::strin
   return out;
 }
 
-Graph apply_quant(const Graph& src, const QuantConfig& cfg, const std::string& where) {
+namespace {
+
+// codes -> DequantizeLinear(axis = row axis) -> a float value shaped like the weight. Codes go
+// in int8 when they fit, else int32; a weight whose codes overflow int32 (PoT past 6 bits) stays
+// a float constant of its dequantized values.
+int add_dequantized_weight(Graph& g, const QuantLayer& l, const std::vector<RowQuant>& rows) {
+  const Tensor& w = g.constant(l.weight);
+  IntegerWeight iw = integer_weight(w, rows, l.row_axis);
+  const std::string base = g.values[l.weight].name + "/q";
+  if (iw.max_abs_code > std::numeric_limits<int32_t>::max())
+    return g.add_constant(base + "/dequantized", fake_quantize_weight(w, rows, l.row_axis));
+  const bool int8 = iw.max_abs_code <= 127;
+  const auto n = static_cast<int64_t>(iw.step.size());
+  Tensor codes(int8 ? DType::i8 : DType::i32, w.shape());
+  const int64_t* src = iw.codes.data<int64_t>();
+  for (int64_t i = 0; i < codes.numel(); ++i) {
+    if (int8)
+      codes.data<int8_t>()[i] = static_cast<int8_t>(src[i]);
+    else
+      codes.data<int32_t>()[i] = static_cast<int32_t>(src[i]);
+  }
+  Tensor zero = int8 ? Tensor::from<int8_t>({n}, std::vector<int8_t>(n, 0))
+                     : Tensor::from<int32_t>({n}, std::vector<int32_t>(n, 0));
+  Node dq;
+  dq.name = base + "/DequantizeLinear";
+  dq.op_type = "DequantizeLinear";
+  dq.inputs = {g.add_constant(base + "/codes", std::move(codes)),
+               g.add_constant(base + "/step", Tensor::from<float>({n}, iw.step)),
+               g.add_constant(base + "/zero_point", std::move(zero))};
+  const int out = g.add_value(base + "/dequantized", DType::f32);
+  g.values[out].shape = w.shape();
+  g.values[out].shape_known = true;
+  dq.outputs = {out};
+  dq.attrs["axis"] = static_cast<int64_t>(l.row_axis);
+  g.nodes.push_back(std::move(dq));
+  return out;
+}
+
+}  // namespace
+
+Graph apply_quant(const Graph& src, const QuantConfig& cfg, const std::string& where,
+                  WeightForm form) {
   Graph g = src;
   auto layers = find_quant_layers(g);
   std::map<std::string, const QuantLayer*> by_name;
@@ -38,13 +80,17 @@ Graph apply_quant(const Graph& src, const QuantConfig& cfg, const std::string& w
     check(it != by_name.end(), where,
           "layer '" + lc.name + "' is not a quantizable layer of " + src.source);
     const QuantLayer& l = *it->second;
-    Node& node = g.nodes[l.node];
     if (!lc.rows.empty()) {
       check(static_cast<int64_t>(lc.rows.size()) == l.rows, where,
             "layer '" + lc.name + "' has " + std::to_string(l.rows) + " rows, config gives " +
                 std::to_string(lc.rows.size()));
-      Tensor q = fake_quantize_weight(g.constant(l.weight), lc.rows, l.row_axis);
-      node.inputs[1] = g.add_constant(g.values[l.weight].name + "/fq", std::move(q));
+      // The new weight value first: adding nodes may move g.nodes.
+      const int weight =
+          form == WeightForm::qdq
+              ? add_dequantized_weight(g, l, lc.rows)
+              : g.add_constant(g.values[l.weight].name + "/fq",
+                               fake_quantize_weight(g.constant(l.weight), lc.rows, l.row_axis));
+      g.nodes[l.node].inputs[1] = weight;
     }
     if (lc.input) {
       const ActQuant& a = *lc.input;

@@ -9,8 +9,16 @@
 
 namespace mixq {
 
+// How quantized weights appear in the graph:
+//   dequantized  float constants holding the dequantized values (what mixq runs)
+//   qdq          integer codes (int8 when every code fits, else int32) and per-row steps feeding
+//                a DequantizeLinear along the row axis: the standard QDQ form other runtimes
+//                and deployment tools read, a quarter of the size at 8 bits and below
+enum class WeightForm { dequantized, qdq };
+
 // `where` names the config in errors (a layer the model lacks, a row count that differs).
-Graph apply_quant(const Graph& g, const QuantConfig& cfg, const std::string& where = "config");
+Graph apply_quant(const Graph& g, const QuantConfig& cfg, const std::string& where = "config",
+                  WeightForm form = WeightForm::dequantized);
 
 // A FakeQuant node reading `input` and writing a new value; returns the new value id.
 int add_fake_quant_node(Graph& g, int input, const ActQuant& q, const std::string& name);

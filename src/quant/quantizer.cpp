@@ -21,8 +21,9 @@ void gather_row(const Tensor& w, int row_axis, int64_t r, std::vector<float>& bu
   for (int64_t i = 0; i < k; ++i) buf[i] = p[i * rows + r];
 }
 
-void scatter_row(Tensor& w, int row_axis, int64_t r, const std::vector<float>& buf) {
-  float* p = w.data<float>();
+template <typename T>
+void scatter_row(Tensor& w, int row_axis, int64_t r, const std::vector<T>& buf) {
+  T* p = w.data<T>();
   if (row_axis == 0) {
     std::copy(buf.begin(), buf.end(), p + r * static_cast<int64_t>(buf.size()));
     return;
@@ -130,6 +131,28 @@ Tensor fake_quantize_weight(const Tensor& w, const std::vector<RowQuant>& rows, 
     scatter_row(out, row_axis, r, q);
   }
   return out;
+}
+
+IntegerWeight integer_weight(const Tensor& w, const std::vector<RowQuant>& rows, int row_axis) {
+  const int64_t n = weight_rows(w, row_axis);
+  check(static_cast<int64_t>(rows.size()) == n, "quantizer", "row count mismatch");
+  IntegerWeight iw;
+  iw.codes = Tensor(DType::i64, w.shape());
+  std::vector<float> buf, q;
+  std::vector<int64_t> codes;
+  for (int64_t r = 0; r < n; ++r) {
+    const LevelSet& ls = level_set(rows[r].scheme, rows[r].bits);
+    gather_row(w, row_axis, r, buf);
+    q.resize(buf.size());
+    codes.resize(buf.size());
+    quantize_values(buf.data(), static_cast<int64_t>(buf.size()), ls, rows[r].scale, q.data(),
+                    codes.data());
+    for (int64_t c : codes) iw.max_abs_code = std::max(iw.max_abs_code, c < 0 ? -c : c);
+    scatter_row(iw.codes, row_axis, r, codes);
+    iw.step.push_back(static_cast<float>(static_cast<double>(rows[r].scale) /
+                                         static_cast<double>(ls.denominator)));
+  }
+  return iw;
 }
 
 }  // namespace mixq

@@ -42,4 +42,13 @@ void choose_row_scales(const Tensor& w, std::vector<RowQuant>& rows, ScaleMethod
 // The dequantized (fake-quantized) weight.
 Tensor fake_quantize_weight(const Tensor& w, const std::vector<RowQuant>& rows, int row_axis = 0);
 
+// The integer form of a quantized weight: every fixed, PoT and SP2 level is an integer times a
+// per-row step (alpha / the level set's denominator), so value = codes * step[row].
+struct IntegerWeight {
+  Tensor codes;             // i32, the weight's shape
+  std::vector<float> step;  // one per row
+  int64_t max_abs_code = 0;
+};
+IntegerWeight integer_weight(const Tensor& w, const std::vector<RowQuant>& rows, int row_axis = 0);
+
 }  // namespace mixq
