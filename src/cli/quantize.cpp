@@ -12,6 +12,7 @@
 #include "eval/evaluate.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
+#include "pack/packed.h"
 #include "quant/apply.h"
 #include "quant/calibrate.h"
 
@@ -42,11 +43,13 @@ int run_quantize(const QuantizeArgs& a) {
   Graph q = apply_quant(g, cfg);
   // The file others run holds integer weights behind DequantizeLinear (QDQ); mixq evaluates the
   // same values from float constants.
-  const std::string cfg_path = a.out + "/quant.json", onnx_path = a.out + "/model_qdq.onnx";
+  const std::string cfg_path = a.out + "/quant.json", onnx_path = a.out + "/model_qdq.onnx",
+                    packed_path = a.out + "/model.mixq";
   save_onnx(apply_quant(g, cfg, a.model, WeightForm::qdq), onnx_path);
+  save_packed(pack_model(g, cfg, a.model), packed_path);
   save_quant_config(cfg, cfg_path);
   auto layers = find_quant_layers(g);
-  std::cout << fmt::format("wrote {} and {}\n", cfg_path, onnx_path);
+  std::cout << fmt::format("wrote {}, {} and {}\n", cfg_path, onnx_path, packed_path);
   std::cout << fmt::format("weights  {:.2f} bits on average, {:.1f} KB\n",
                            average_weight_bits(g, cfg, layers), weight_bytes(g, cfg) / 1024);
   if (test) {

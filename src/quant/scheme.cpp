@@ -37,20 +37,28 @@ LevelSet pot_levels(int bits) {
   return from_integers(ints, int64_t{1} << j_cap);
 }
 
+// SP2's split of the m - 1 magnitude bits into the exponent fields of q1 and q2.
+struct Sp2Split {
+  int m1, m2;      // field widths: ceil((bits-1)/2), floor((bits-1)/2)
+  int64_t e1, e2;  // exponent ranges 1..e1, 1..e2 (0: term absent)
+  int64_t e;       // common denominator 2^e
+  explicit Sp2Split(int bits)
+      : m1(bits / 2),
+        m2((bits - 1) / 2),
+        e1((int64_t{1} << m1) - 1),
+        e2((int64_t{1} << m2) - 1),
+        e(std::max(e1, e2)) {}
+  // q1 + q2 over 2^e for exponent fields a, b.
+  int64_t sum(int64_t a, int64_t b) const {
+    return (a == 0 ? 0 : int64_t{1} << (e - a)) + (b == 0 ? 0 : int64_t{1} << (e - b));
+  }
+};
+
 LevelSet sp2_levels(int bits) {
-  const int m1 = bits / 2;                    // ceil((bits-1)/2)
-  const int m2 = (bits - 1) / 2;              // floor((bits-1)/2)
-  const int64_t e1 = (int64_t{1} << m1) - 1;  // q1 exponents 1..e1
-  const int64_t e2 = (int64_t{1} << m2) - 1;
-  const int64_t e = std::max(e1, e2);
-  // q = 2^-a, expressed over 2^e; the largest sum 1/2 + 1/2 = 1 is 2^e.
+  const Sp2Split sp(bits);
   std::set<int64_t> ints;
-  for (int64_t a = 0; a <= e1; ++a)
-    for (int64_t b = 0; b <= e2; ++b) {
-      int64_t q1 = a == 0 ? 0 : int64_t{1} << (e - a);
-      int64_t q2 = b == 0 ? 0 : int64_t{1} << (e - b);
-      ints.insert(q1 + q2);
-    }
+  for (int64_t a = 0; a <= sp.e1; ++a)
+    for (int64_t b = 0; b <= sp.e2; ++b) ints.insert(sp.sum(a, b));
   // The largest sum is 1 (= 2^e) from 3 bits on; at 2 bits q2 is empty and the top is 1/2.
   return from_integers(ints, *ints.rbegin());
 }
@@ -90,6 +98,31 @@ const LevelSet& level_set(Scheme s, int bits) {
       for (int b = kMinBits; b <= kMaxBits; ++b) cache[sc][b] = kTraits[sc].levels(b);
   });
   return cache[static_cast<int>(s)][bits];
+}
+
+uint32_t level_field(Scheme s, int bits, size_t level) {
+  const LevelSet& ls = level_set(s, bits);
+  check(level < ls.magnitudes.size(), "quantizer", "level index out of range");
+  if (s != Scheme::sp2) return static_cast<uint32_t>(level);
+  // The first (a, b) in order whose sum is the level: a deterministic choice among equal pairs.
+  const Sp2Split sp(bits);
+  const int64_t k = ls.integers[level];  // the sums themselves (over their largest, the top)
+  for (int64_t a = 0; a <= sp.e1; ++a)
+    for (int64_t b = 0; b <= sp.e2; ++b)
+      if (sp.sum(a, b) == k) return static_cast<uint32_t>((a << sp.m2) | b);
+  throw Error("quantizer", "SP2 level without exponent fields");
+}
+
+int64_t field_level(Scheme s, int bits, uint32_t field) {
+  const LevelSet& ls = level_set(s, bits);
+  if (field >> (bits - 1)) return -1;
+  if (s != Scheme::sp2) return field < ls.magnitudes.size() ? static_cast<int64_t>(field) : -1;
+  const Sp2Split sp(bits);
+  const int64_t a = field >> sp.m2, b = field & ((int64_t{1} << sp.m2) - 1);
+  if (a > sp.e1 || b > sp.e2) return -1;
+  const int64_t k = sp.sum(a, b);
+  auto it = std::lower_bound(ls.integers.begin(), ls.integers.end(), k);
+  return it != ls.integers.end() && *it == k ? it - ls.integers.begin() : -1;
 }
 
 Scheme parse_scheme(const std::string& name, const std::string& where) {

@@ -43,6 +43,13 @@ const SchemeTraits& scheme_traits(Scheme s);
 // The level set for (scheme, bits), computed once and cached.
 const LevelSet& level_set(Scheme s, int bits);
 const char* scheme_name(Scheme s);
+// The stored form of a level in `bits - 1` bits (the sign is kept apart), for packed weights:
+// fixed and PoT store the level's index in the level set; SP2 stores its two exponent fields,
+// (a << m2) | b with q1 = 2^-a, q2 = 2^-b (0 meaning the term is absent), so shift-add hardware
+// reads its shift amounts directly. level_field takes an index into level_set(s, bits).magnitudes;
+// field_level returns one, or -1 for a field no level has.
+uint32_t level_field(Scheme s, int bits, size_t level);
+int64_t field_level(Scheme s, int bits, uint32_t field);
 // Parses "fixed", "pot", "sp2"; throws Error naming `where` otherwise.
 Scheme parse_scheme(const std::string& name, const std::string& where);
 
