@@ -7,7 +7,7 @@
 //   --stress adds ResNet-50 problems with much stronger cross terms, 20 s limit each.
 // Omega comes from synth_omega (see search/iqp_synth.h) with the OmegaModel defaults unless
 // flags override them: --cross-mean X --cross-sd X --decay X --layer-sd X --seed N.
-// --fit F.mixq fits the model to a measured sensitivity file (mixq sensitivity) instead, so the
+// --fit F.omega fits the model to a measured sensitivity file (mixq sensitivity) instead, so the
 // ResNet-50-sized instances carry the statistics of a real network's Omega; flags given after
 // --fit still override single parameters.
 #include <cstdio>
@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(
           stderr,
-          "usage: %s [--fit F.mixq] [--stress] [--cross-mean X] [--cross-sd X] [--decay X] "
+          "usage: %s [--fit F.omega] [--stress] [--cross-mean X] [--cross-sd X] [--decay X] "
           "[--layer-sd X] [--seed N] [--seeds N]\n",
           argv[0]);
       return 2;

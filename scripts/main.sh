@@ -15,9 +15,9 @@ $mixq inspect "$model"
 $mixq eval "$model" --data fmnist:test
 # Sensitivities on 1024 training images (never the test set); resumable if interrupted.
 resume=()
-[ -f "$out/omega.mixq" ] && resume=(--resume)
+[ -f "$out/sensitivity.omega" ] && resume=(--resume)
 $mixq sensitivity "$model" --data fmnist:train --samples 1024 --candidates w2,w4,w8 \
-  -o "$out/omega.mixq" --json "$out/omega.json" "${resume[@]}"
-$mixq allocate --omega "$out/omega.mixq" --budget 3bits --method clado -o "$out/clado_3bits.json"
+  -o "$out/sensitivity.omega" --json "$out/omega.json" "${resume[@]}"
+$mixq allocate --omega "$out/sensitivity.omega" --budget 3bits --method clado -o "$out/clado_3bits.json"
 $mixq eval "$model" --data fmnist:test --quant "$out/clado_3bits.json"
 echo "main: outputs in $out/"

@@ -124,17 +124,17 @@ TEST(Sensitivity, ResumeEqualsUninterrupted) {
   SensitivityOptions so;
   so.samples = 48;
   so.chunk = 16;
-  so.checkpoint = dir.file("full.mixq");
+  so.checkpoint = dir.file("full.omega");
   SensitivityData full = measure_sensitivity(g, space, stats, data, so);
 
   // Interrupt after four units of work, then resume.
-  so.checkpoint = dir.file("part.mixq");
+  so.checkpoint = dir.file("part.omega");
   int units = 0;
   so.progress = [&](const std::string&) {
     if (++units == 4) throw std::runtime_error("interrupted");
   };
   EXPECT_THROW(measure_sensitivity(g, space, stats, data, so), std::runtime_error);
-  SensitivityData partial = load_sensitivity(dir.file("part.mixq"));
+  SensitivityData partial = load_sensitivity(dir.file("part.omega"));
   EXPECT_FALSE(partial.complete());
   so.progress = nullptr;
   so.resume = true;
@@ -142,7 +142,7 @@ TEST(Sensitivity, ResumeEqualsUninterrupted) {
   ASSERT_TRUE(resumed.complete());
   EXPECT_EQ(resumed.omega(), full.omega());  // bit-identical
   // The file on disk holds the same numbers.
-  EXPECT_EQ(load_sensitivity(dir.file("part.mixq")).omega(), full.omega());
+  EXPECT_EQ(load_sensitivity(dir.file("part.omega")).omega(), full.omega());
 
   // Resuming with other settings is refused.
   so.samples = 32;
@@ -152,8 +152,8 @@ TEST(Sensitivity, ResumeEqualsUninterrupted) {
 TEST(Sensitivity, CorruptFilesAreRefused) {
   TempDir dir;
   auto write = [&](const std::string& bytes) {
-    std::ofstream(dir.file("f.mixq"), std::ios::binary) << bytes;
-    return dir.file("f.mixq");
+    std::ofstream(dir.file("f.omega"), std::ios::binary) << bytes;
+    return dir.file("f.omega");
   };
   EXPECT_THROW(load_sensitivity(write("")), Error);
   EXPECT_THROW(load_sensitivity(write("NOTOMEGA12345678")), Error);

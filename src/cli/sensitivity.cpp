@@ -1,4 +1,4 @@
-// mixq sensitivity MODEL --data SPEC --candidates w2,w4,w8 -o omega.mixq: CLADO's single and
+// mixq sensitivity MODEL --data SPEC --candidates w2,w4,w8 -o sensitivity.omega: CLADO's single and
 // pair loss measurements and Omega, checkpointed after every unit of work (--resume continues).
 #include <fmt/format.h>
 
