@@ -62,6 +62,14 @@ QuantConfig uniform_config(const Graph& g, const ActivationStats* stats, const U
               {"scale", o.scale == ScaleMethod::mse ? "mse" : "maxabs"},
               {"per_row", o.per_row},
               {"edge_bits", o.edge_bits}};
+  if (o.msq.active()) {
+    check(o.per_row, "calibration", "mixed row schemes need per-row scales");
+    cfg.info["method"] = o.msq.high_share > 0 ? "rmsmp" : "msq";
+    cfg.info["msq"] = {{"ratio", o.msq.ratio},
+                       {"shift_scheme", scheme_name(o.msq.shift)},
+                       {"high_share", o.msq.high_share},
+                       {"high_bits", o.msq.high_bits}};
+  }
   for (size_t i = 0; i < layers.size(); ++i) {
     const QuantLayer& l = layers[i];
     const bool edge = o.edge_bits > 0 && (i == 0 || i + 1 == layers.size());
@@ -70,8 +78,10 @@ QuantConfig uniform_config(const Graph& g, const ActivationStats* stats, const U
     if (o.wbits > 0) {
       const int bits = edge ? o.edge_bits : o.wbits;
       const Scheme scheme = edge ? Scheme::fixed : o.scheme;
-      lc.rows =
-          choose_weight_quant(g.constant(l.weight), scheme, bits, o.scale, o.per_row, l.row_axis);
+      const Tensor& w = g.constant(l.weight);
+      lc.rows = !edge && o.msq.active()
+                    ? msq_rows(w, bits, o.msq, o.scale, l.row_axis)
+                    : choose_weight_quant(w, scheme, bits, o.scale, o.per_row, l.row_axis);
     }
     if (o.abits > 0) {
       check(stats != nullptr, "calibration", "activation quantization needs calibration data");

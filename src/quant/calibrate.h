@@ -8,6 +8,7 @@
 #include "data/dataset.h"
 #include "quant/config.h"
 #include "quant/layers.h"
+#include "quant/rows.h"
 
 namespace mixq {
 
@@ -36,6 +37,9 @@ struct UniformOptions {
   double percentile = 99.99;
   // First and last quantizable layers: 8-bit fixed weights and 8-bit inputs (0: same as rest).
   int edge_bits = 8;
+  // MSQ / RMSMP rows (quant/rows.h) in every layer but the edges; needs per_row, and `scheme`
+  // is then the scheme of no row (the rows are fixed-point or msq.shift).
+  MsqOptions msq;
 };
 
 // The same quantizer for every layer (edges aside). stats may be null when abits == 0.
