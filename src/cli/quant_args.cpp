@@ -2,7 +2,9 @@
 
 #include <iostream>
 
+#include "base/error.h"
 #include "cli/commands.h"
+#include "hw/fpga.h"
 
 namespace mixq::cli {
 
@@ -26,6 +28,46 @@ void add_quant_options(CLI::App* cmd, QuantArgs& a) {
   cmd->add_option("--calib-samples", a.calib_samples, "Calibration samples (seeded subset)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   cmd->add_option("--seed", a.seed, "Seed of every random choice");
+  auto* ratio =
+      cmd->add_option("--ratio", a.ratio, "MSQ rows fixed:shift per layer, e.g. 1:1.5 (0: none)")
+          ->check(CLI::Validator(
+              [](std::string& s) {
+                try {
+                  hw::parse_ratio(s, "");
+                  return std::string();
+                } catch (const Error& e) {
+                  return std::string(e.what());
+                }
+              },
+              "RATIO"));
+  cmd->add_option("--device", a.device, "MSQ rows at the FPGA's balanced ratio (mixq hw)")
+      ->check(CLI::Validator(
+          [](std::string& s) {
+            return hw::find_device(s)
+                       ? std::string()
+                       : "unknown device '" + s + "' (devices: " + hw::device_names() + ")";
+          },
+          "DEVICE"))
+      ->excludes(ratio);
+  cmd->add_option("--shift-scheme", a.shift_scheme, "Scheme of the MSQ shift rows: sp2 or pot")
+      ->check(CLI::IsMember({"sp2", "pot"}));
+  cmd->add_option("--high-precision-share", a.high_share,
+                  "RMSMP: share of rows (largest error) at --high-bits fixed, e.g. 0.05")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--high-bits", a.high_bits, "Bits of the RMSMP rows (fixed-point)")
+      ->check(CLI::Range(2, 8));
+  cmd->parse_complete_callback([&a] {
+    const bool ratio0 = a.ratio.empty() || hw::parse_ratio(a.ratio, "--ratio") == 0;
+    if (ratio0 && a.device.empty() && a.high_share == 0) return;
+    const std::string flag = !a.ratio.empty()    ? "--ratio"
+                             : !a.device.empty() ? "--device"
+                                                 : "--high-precision-share";
+    if (a.wbits == 0) throw CLI::ValidationError(flag, "mixed rows need --wbits 2..8");
+    if (a.scheme != "fixed")
+      throw CLI::ValidationError(
+          flag, "mixed rows are fixed-point and --shift-scheme; drop --scheme " + a.scheme);
+    if (a.per_tensor) throw CLI::ValidationError(flag, "mixed rows need per-row scales");
+  });
 }
 
 UniformOptions uniform_options(const QuantArgs& a) {
@@ -38,6 +80,11 @@ UniformOptions uniform_options(const QuantArgs& a) {
   o.observer = parse_observer(a.observer, "--observer");
   o.percentile = a.percentile;
   o.edge_bits = a.edge_bits;
+  if (!a.ratio.empty()) o.msq.ratio = hw::parse_ratio(a.ratio, "--ratio");
+  if (!a.device.empty()) o.msq.ratio = hw::balanced_ratio(*hw::find_device(a.device), a.wbits);
+  o.msq.shift = parse_scheme(a.shift_scheme, "--shift-scheme");
+  o.msq.high_share = a.high_share;
+  o.msq.high_bits = a.high_bits;
   return o;
 }
 

@@ -15,6 +15,10 @@ struct QuantArgs {
   bool per_tensor = false;
   size_t calib_samples = 1024;
   uint64_t seed = 0;
+  // MSQ / RMSMP rows (quant/rows.h): fixed:shift ratio, or the device's balanced ratio.
+  std::string ratio, device, shift_scheme = "sp2";
+  double high_share = 0;
+  int high_bits = 8;
 };
 
 void add_quant_options(CLI::App* cmd, QuantArgs& a);
