@@ -9,6 +9,7 @@ packages=(
   libjpeg-dev libpng-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist libonnx-testdata
+  chromium
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -20,6 +20,14 @@ bool stderr_is_tty() {
   return isatty(STDERR_FILENO) != 0;
 }
 
+namespace {
+std::string g_command_line;
+}
+
+const std::string& command_line() {
+  return g_command_line;
+}
+
 }  // namespace cli
 
 int cli_main(int argc, char** argv) {
@@ -27,6 +35,12 @@ int cli_main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "mixq 0.1.0");
   cli::Action action;
+  // Reports quote the command that made them; arguments with spaces are quoted.
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = i == 0 ? "mixq" : argv[i];
+    cli::g_command_line +=
+        (i ? " " : "") + (arg.find(' ') == std::string::npos ? arg : "'" + arg + "'");
+  }
   cli::add_inspect(app, action);
   cli::add_eval(app, action);
   cli::add_calibrate(app, action);
@@ -35,6 +49,7 @@ int cli_main(int argc, char** argv) {
   cli::add_allocate(app, action);
   cli::add_sweep(app, action);
   cli::add_hw(app, action);
+  cli::add_report(app, action);
   cli::add_train(app, action);
   std::string names;
   bool known = false;

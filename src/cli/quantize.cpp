@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "base/file_io.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
 #include "cli/quant_args.h"
@@ -15,6 +16,7 @@
 #include "pack/packed.h"
 #include "quant/apply.h"
 #include "quant/calibrate.h"
+#include "report/report.h"
 
 namespace mixq::cli {
 namespace {
@@ -52,6 +54,13 @@ int run_quantize(const QuantizeArgs& a) {
   std::cout << fmt::format("wrote {}, {} and {}\n", cfg_path, onnx_path, packed_path);
   std::cout << fmt::format("weights  {:.2f} bits on average, {:.1f} KB\n",
                            average_weight_bits(g, cfg, layers), weight_bytes(g, cfg) / 1024);
+  ReportInputs report;
+  report.title = "mixq quantize: " + a.model;
+  report.model = a.model;
+  report.config = &cfg;
+  report.facts["average weight bits"] = fmt::format("{:.2f}", average_weight_bits(g, cfg, layers));
+  report.facts["weights"] = fmt::format("{:.1f} KB", weight_bytes(g, cfg) / 1024);
+  report.commands = {command_line()};
   if (test) {
     Executor ex(q, Impl::fast, true);
     EvalOptions eo;
@@ -60,7 +69,11 @@ int run_quantize(const QuantizeArgs& a) {
     EvalResult r = evaluate(ex, *test, eo);
     std::cout << fmt::format("top-1    {:.2f} %   (top-5 {:.2f} %, loss {:.4f}, {} samples)\n",
                              r.top1 * 100, r.top5 * 100, r.loss, r.samples);
+    report.facts["test top-1"] = fmt::format("{:.2f} % on {}", r.top1 * 100, test->description());
   }
+  const std::string report_path = a.out + "/report.html";
+  write_file_atomic(report_path, render_report(report));
+  std::cout << "wrote " << report_path << "\n";
   return 0;
 }
 
