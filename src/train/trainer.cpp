@@ -78,6 +78,7 @@ Graph Trainer::inference_graph(bool fold_bn) const {
 }
 
 double Trainer::train_step(const Batch& batch, double lr) {
+  if (o_.hooks.before_forward) o_.hooks.before_forward(env_, step_);
   env_[input_] = batch.images;
   ex_->run_range(env_);
   Tensor grad;
@@ -88,6 +89,7 @@ double Trainer::train_step(const Batch& batch, double lr) {
   genv_.assign(graph_.values.size(), Tensor());
   genv_[output_] = std::move(grad);
   backprop_->run(env_, genv_);
+  if (o_.hooks.before_update) o_.hooks.before_update(env_, genv_, step_);
   std::vector<Tensor*> params;
   std::vector<const Tensor*> grads;
   for (const Param& p : trainables_.params) {
@@ -102,6 +104,7 @@ double Trainer::train_step(const Batch& batch, double lr) {
   }
   genv_.clear();
   ++step_;
+  if (o_.hooks.after_update) o_.hooks.after_update(env_, step_);
   loss_sum_ += r.loss * static_cast<double>(batch.labels.size());
   correct_ += static_cast<int64_t>(r.correct);
   seen_ += static_cast<int64_t>(batch.labels.size());
@@ -137,6 +140,7 @@ Checkpoint Trainer::make_checkpoint(double elapsed_seconds) const {
     c.add("bn:" + graph_.values[s.var_in].name, env_[s.var_in]);
   }
   c.meta["optimizer_steps"] = opt_->steps();
+  if (o_.hooks.save) o_.hooks.save(c);
   return c;
 }
 
@@ -182,6 +186,7 @@ void Trainer::restore(const Checkpoint& c, const std::string& where, size_t samp
     seen_ = sums.at("seen").get<int64_t>();
     opt_->set_steps(c.meta.at("optimizer_steps").get<int64_t>());
     elapsed_before_ = c.meta.value("elapsed_seconds", 0.0);
+    if (o_.hooks.restore) o_.hooks.restore(c, where);
   } catch (const nlohmann::json::exception& e) {
     throw Error(where, std::string("checkpoint metadata is malformed: ") + e.what());
   }

@@ -50,6 +50,23 @@ struct EpochSummary {
   double images_per_s = 0;
 };
 
+// Hooks into every step, for quantization-aware training (src/qat); each one is optional.
+// env and genv are the trainer's value and gradient environments (indexed by value id). A hook
+// that changes a tensor hands over a new one (kernels cache forms derived from a weight).
+struct StepHooks {
+  // Before the forward pass (e.g. swap in fake-quantized weights). step: steps taken so far.
+  std::function<void(std::vector<Tensor>& env, int64_t step)> before_forward;
+  // After the reverse pass, before the optimizer step (e.g. restore the float weights, add a
+  // penalty's gradient).
+  std::function<void(std::vector<Tensor>& env, std::vector<Tensor>& genv, int64_t step)>
+      before_update;
+  // After the optimizer step; step counts it.
+  std::function<void(std::vector<Tensor>& env, int64_t step)> after_update;
+  // Extra state in checkpoints: add to a checkpoint being written, restore from one being read.
+  std::function<void(Checkpoint& c)> save;
+  std::function<void(const Checkpoint& c, const std::string& where)> restore;
+};
+
 struct TrainOptions {
   int64_t epochs = 10;
   size_t batch_size = 128;
@@ -72,6 +89,7 @@ struct TrainOptions {
   std::function<void(const BatchProgress&)> on_batch;
   std::function<void(const EpochSummary&)> on_epoch;
   std::function<void(const std::string&)> on_message;
+  StepHooks hooks;
 };
 
 class Trainer {
