@@ -51,6 +51,7 @@ int cli_main(int argc, char** argv) {
   cli::add_hw(app, action);
   cli::add_report(app, action);
   cli::add_train(app, action);
+  cli::add_finetune(app, action);
   std::string names;
   bool known = false;
   for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {

@@ -18,6 +18,7 @@ void add_sweep(CLI::App& app, Action& action);
 void add_hw(CLI::App& app, Action& action);
 void add_report(CLI::App& app, Action& action);
 void add_train(CLI::App& app, Action& action);
+void add_finetune(CLI::App& app, Action& action);
 
 // Options shared by commands that run networks.
 void set_threads(int threads);
