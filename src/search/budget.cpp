@@ -1,13 +1,52 @@
 #include "search/budget.h"
 
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <sstream>
 
 #include "base/error.h"
+#include "hw/fpga.h"
+#include "hw/shapes.h"
 
 namespace mixq {
 
+namespace {
+
+// The number before a budget's unit: positive and finite.
+double budget_number(const std::string& num, const std::string& text, const std::string& where) {
+  double v = 0;
+  try {
+    size_t used = 0;
+    v = std::stod(num, &used);
+    check(used == num.size(), where, "bad number in budget '" + text + "'");
+  } catch (const std::logic_error&) {
+    throw Error(where, "bad number in budget '" + text + "'");
+  }
+  check(std::isfinite(v) && v > 0, where, "budget '" + text + "' must be positive");
+  return v;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() > suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
 Budget parse_budget(const std::string& text, const std::string& where) {
+  const size_t at = text.find('@');
+  if (at != std::string::npos || ends_with(text, "ms")) {  // 5ms@XC7Z020
+    const std::string lat = text.substr(0, at),
+                      dev = at == std::string::npos ? "" : text.substr(at + 1);
+    check(ends_with(lat, "ms") && !dev.empty(), where,
+          "latency budget '" + text + "' must name the device, like 5ms@XC7Z020");
+    const hw::Device* d = hw::find_device(dev);
+    check(d != nullptr, where,
+          "unknown device '" + dev + "' in budget '" + text + "' (" + hw::device_names() + ")");
+    return {Budget::Kind::latency_ms, budget_number(lat.substr(0, lat.size() - 2), text, where),
+            text, d->name};
+  }
   struct Unit {
     const char* suffix;
     Budget::Kind kind;
@@ -20,24 +59,15 @@ Budget parse_budget(const std::string& text, const std::string& where) {
       {"B", Budget::Kind::bytes, 1},
   };
   for (const Unit& u : units) {
-    const std::string suf = u.suffix;
-    if (text.size() <= suf.size() || text.compare(text.size() - suf.size(), suf.size(), suf))
-      continue;
-    const std::string num = text.substr(0, text.size() - suf.size());
-    double v = 0;
-    try {
-      size_t used = 0;
-      v = std::stod(num, &used);
-      check(used == num.size(), where, "bad number in budget '" + text + "'");
-    } catch (const std::logic_error&) {
-      throw Error(where, "bad number in budget '" + text + "'");
-    }
-    check(std::isfinite(v) && v > 0, where, "budget '" + text + "' must be positive");
+    if (!ends_with(text, u.suffix)) continue;
+    const double v =
+        budget_number(text.substr(0, text.size() - std::strlen(u.suffix)), text, where);
     if (u.kind == Budget::Kind::avg_bits)
       check(v <= 32, where, "average bits '" + text + "' above 32");
-    return {u.kind, v * u.scale, text};
+    return {u.kind, v * u.scale, text, ""};
   }
-  throw Error(where, "budget '" + text + "' needs a unit: bits, MB, KB, B, GBOPs, MBOPs, BOPs");
+  throw Error(where,
+              "budget '" + text + "' needs a unit: bits, MB, KB, B, GBOPs, MBOPs, BOPs, ms@DEVICE");
 }
 
 std::vector<Budget> parse_budgets(const std::string& text, const std::string& where) {
@@ -84,6 +114,33 @@ LinearBudget linearize(const Budget& b, const Graph& g, const SearchSpace& space
       for (size_t s = 0; s < L; ++s)
         for (size_t c = 0; c < C; ++c) lb.costs[s * C + c] = space.bops(s, c);
       lb.bound = b.value - fixed;
+      break;
+    }
+    case Budget::Kind::latency_ms: {
+      const hw::Design design = hw::balanced_design(*hw::find_device(b.device), 4);
+      const double cycles_per_ms = design.device.clock_mhz * 1e3;
+      std::map<std::string, hw::LayerShape> shapes;
+      for (const hw::LayerShape& l : hw::layers_from_graph(g)) shapes[l.name] = l;
+      auto shape = [&](const QuantLayer& l) -> const hw::LayerShape& {
+        auto it = shapes.find(l.name);
+        check(it != shapes.end(), b.text, "no FPGA shape for layer '" + l.name + "'");
+        return it->second;
+      };
+      double fixed = 0;
+      for (size_t i = 0; i < space.all.size(); ++i)
+        if (!searched[i])
+          fixed += hw::candidate_cycles(design, shape(space.all[i]), space.edge_bits, 0, 0);
+      for (size_t s = 0; s < L; ++s) {
+        const QuantLayer& l = space.all[space.searched[s]];
+        for (size_t c = 0; c < C; ++c) {
+          const CandidateSpec& cs = space.candidates[c];
+          lb.costs[s * C + c] =
+              hw::candidate_cycles(design, shape(l), cs.bits, candidate_shift_share(cs, l.rows),
+                                   candidate_high_share(cs, l.rows)) /
+              cycles_per_ms;
+        }
+      }
+      lb.bound = b.value - fixed / cycles_per_ms;
       break;
     }
   }

@@ -2,6 +2,8 @@
 //   3.0bits     average weight bits over the searched layers
 //   2MB, 512KB  weight storage of the whole model (searched layers + fixed layers + float rest)
 //   1.2GBOPs    bit operations per sample of the whole model (MACs x b_w x b_a)
+//   5ms@XC7Z020 latency of one sample on that FPGA (src/hw: the device's balanced 4-bit MSQ
+//               design; fixed rows on the DSP array, SP2/PoT rows on the LUT array)
 #pragma once
 #include <string>
 #include <vector>
@@ -11,10 +13,11 @@
 namespace mixq {
 
 struct Budget {
-  enum class Kind { avg_bits, bytes, bops };
+  enum class Kind { avg_bits, bytes, bops, latency_ms };
   Kind kind = Kind::avg_bits;
   double value = 0;
-  std::string text;  // as given
+  std::string text;    // as given
+  std::string device;  // latency_ms: the FPGA
 };
 
 Budget parse_budget(const std::string& text, const std::string& where);

@@ -1,11 +1,71 @@
 #include "search/candidates.h"
 
+#include <cmath>
 #include <sstream>
 
 #include "base/error.h"
 #include "runtime/summary.h"
 
 namespace mixq {
+
+namespace {
+
+// The part after "wB-": a scheme name, or msq / msqpot / rmsmp with an optional ratio.
+void parse_policy(const std::string& item, const std::string& policy, const std::string& where,
+                  CandidateSpec& c) {
+  for (const char* prefix : {"rmsmp", "msqpot", "msq"}) {
+    const std::string p = prefix;
+    if (policy.compare(0, p.size(), p) != 0) continue;
+    const std::string num = policy.substr(p.size());
+    c.ratio = 1.5;
+    if (!num.empty()) {
+      try {
+        size_t used = 0;
+        c.ratio = std::stod(num, &used);
+        check(used == num.size(), where, "bad ratio in candidate '" + item + "'");
+      } catch (const std::logic_error&) {
+        throw Error(where, "bad ratio in candidate '" + item + "'");
+      }
+    }
+    check(std::isfinite(c.ratio) && c.ratio > 0 && c.ratio <= 100, where,
+          "candidate '" + item + "': ratio must be in (0, 100]");
+    c.scheme = p == "msqpot" ? Scheme::pot : Scheme::sp2;
+    c.high_share = p == "rmsmp" ? 0.05 : 0.0;
+    return;
+  }
+  c.scheme = parse_scheme(policy, where);
+}
+
+MsqOptions msq_options(const CandidateSpec& c) {
+  MsqOptions o;
+  o.ratio = c.ratio;
+  o.shift = c.scheme;
+  o.high_share = c.high_share;
+  return o;
+}
+
+}  // namespace
+
+std::vector<RowQuant> candidate_rows(const Tensor& w, const CandidateSpec& c, int row_axis) {
+  if (c.mixed()) return msq_rows(w, c.bits, msq_options(c), ScaleMethod::mse, row_axis);
+  return choose_weight_quant(w, c.scheme, c.bits, ScaleMethod::mse, true, row_axis);
+}
+
+double candidate_high_share(const CandidateSpec& c, int64_t rows) {
+  return rows > 0 ? static_cast<double>(high_row_count(rows, c.high_share)) / rows : 0.0;
+}
+
+double candidate_shift_share(const CandidateSpec& c, int64_t rows) {
+  if (rows <= 0) return 0;
+  if (!c.mixed()) return c.scheme == Scheme::fixed ? 0.0 : 1.0;
+  const int64_t rest = rows - high_row_count(rows, c.high_share);
+  return static_cast<double>(shift_row_count(rest, c.ratio)) / static_cast<double>(rows);
+}
+
+double candidate_bits(const CandidateSpec& c, int64_t rows) {
+  const double high = candidate_high_share(c, rows);
+  return (1 - high) * c.bits + high * MsqOptions{}.high_bits;
+}
 
 std::vector<CandidateSpec> parse_candidates(const std::string& text, const std::string& where) {
   std::vector<CandidateSpec> out;
@@ -28,7 +88,7 @@ std::vector<CandidateSpec> parse_candidates(const std::string& text, const std::
     }
     check(c.bits >= kMinBits && c.bits <= kMaxBits, where,
           "candidate '" + item + "': bits outside 2..8");
-    if (dash != std::string::npos) c.scheme = parse_scheme(item.substr(dash + 1), where);
+    if (dash != std::string::npos) parse_policy(item, item.substr(dash + 1), where, c);
     for (const auto& o : out) check(o.name != c.name, where, "candidate '" + item + "' twice");
     out.push_back(c);
   }
@@ -37,11 +97,13 @@ std::vector<CandidateSpec> parse_candidates(const std::string& text, const std::
 }
 
 double SearchSpace::size_bits(size_t s, size_t c) const {
-  return static_cast<double>(all[searched[s]].weight_count) * candidates[c].bits;
+  const QuantLayer& l = all[searched[s]];
+  return static_cast<double>(l.weight_count) * candidate_bits(candidates[c], l.rows);
 }
 
 double SearchSpace::bops(size_t s, size_t c) const {
-  return static_cast<double>(macs[searched[s]]) * candidates[c].bits * abits;
+  const QuantLayer& l = all[searched[s]];
+  return static_cast<double>(macs[searched[s]]) * candidate_bits(candidates[c], l.rows) * abits;
 }
 
 double SearchSpace::searched_weights() const {
@@ -106,16 +168,11 @@ QuantConfig assignment_config(const Graph& g, const SearchSpace& space,
     const QuantLayer& l = space.all[i];
     LayerConfig lc;
     lc.name = l.name;
-    if (of_layer[i] != -1) {
-      Scheme scheme = Scheme::fixed;
-      int bits = space.edge_bits;
-      if (of_layer[i] >= 0) {
-        const CandidateSpec& c = space.candidates.at(of_layer[i]);
-        scheme = c.scheme;
-        bits = c.bits;
-      }
-      lc.rows = choose_weight_quant(g.constant(l.weight), scheme, bits, ScaleMethod::mse, true,
-                                    l.row_axis);
+    if (of_layer[i] >= 0) {
+      lc.rows = candidate_rows(g.constant(l.weight), space.candidates.at(of_layer[i]), l.row_axis);
+    } else if (of_layer[i] == -2) {  // outside the search: edge bits, fixed point
+      lc.rows = choose_weight_quant(g.constant(l.weight), Scheme::fixed, space.edge_bits,
+                                    ScaleMethod::mse, true, l.row_axis);
     }
     if (inputs) {
       auto it = inputs->find(l.name);

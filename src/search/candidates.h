@@ -6,17 +6,32 @@
 #include "quant/calibrate.h"
 #include "quant/config.h"
 #include "quant/layers.h"
+#include "quant/rows.h"
 
 namespace mixq {
 
 // One candidate: a weight quantizer (scheme and bits) applied to every row of a layer.
+// An MSQ/RMSMP candidate mixes rows (quant/rows.h) at a fixed:shift ratio 1:ratio, the shift
+// rows in `scheme`.
 struct CandidateSpec {
-  std::string name;  // "w4", "w4-sp2", ...
+  std::string name;  // "w4", "w4-sp2", "w4-msq1.5", "w4-rmsmp2", ...
   int bits = 4;
-  Scheme scheme = Scheme::fixed;
+  Scheme scheme = Scheme::fixed;  // every row; with ratio > 0, the shift rows
+  double ratio = 0;               // MSQ: fixed:shift rows = 1:ratio
+  double high_share = 0;          // RMSMP: share of rows at 8-bit fixed point
+  bool mixed() const { return ratio > 0 || high_share > 0; }
 };
+// The rows a candidate gives a weight (scales by MSE).
+std::vector<RowQuant> candidate_rows(const Tensor& w, const CandidateSpec& c, int row_axis);
+// Average bits of a layer with `rows` rows at candidate c (RMSMP's 8-bit rows raise it).
+double candidate_bits(const CandidateSpec& c, int64_t rows);
+// Share of a layer's rows on the shift (LUT) array and at 8-bit fixed point.
+double candidate_shift_share(const CandidateSpec& c, int64_t rows);
+double candidate_high_share(const CandidateSpec& c, int64_t rows);
 
-// Parses "w2,w4,w8" or "w4-sp2,w4-pot,w8"; Error naming `where` on bad text.
+// Parses a comma-separated list: "w2,w4,w8", "w4-sp2,w4-pot,w8", "w4-msq1.5" (MSQ with SP2 at
+// fixed:SP2 = 1:1.5; "w4-msq" is 1:1.5), "w4-msqpot2" (PoT shift rows), "w4-rmsmp1.5" (MSQ plus
+// 5 % of rows at 8 bits). Error naming `where` on bad text.
 std::vector<CandidateSpec> parse_candidates(const std::string& text, const std::string& where);
 
 // The layers a search covers: every quantizable layer except (by default) the first and last.

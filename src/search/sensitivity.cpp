@@ -204,9 +204,7 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
     weight_of[s] = eg.nodes[node_of[s]].inputs[1];
     const Tensor& w = graph.constant(l.weight);
     for (const auto& c : space.candidates)
-      wq[s].push_back(fake_quantize_weight(
-          w, choose_weight_quant(w, c.scheme, c.bits, ScaleMethod::mse, true, l.row_axis),
-          l.row_axis));
+      wq[s].push_back(fake_quantize_weight(w, candidate_rows(w, c, l.row_axis), l.row_axis));
   }
   // Process layers in graph order so a pair (s, t) runs the smaller descendant set of t.
   for (size_t s = 1; s < L; ++s)
