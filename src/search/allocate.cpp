@@ -116,7 +116,8 @@ Allocation allocate(const AllocInputs& in, AllocMethod method, const std::vector
       a.feasible = false;
       for (int bits = kMaxBits; bits >= kMinBits && !a.feasible; --bits) {
         SearchSpace one = *in.space;
-        one.candidates = {CandidateSpec{"w" + std::to_string(bits), bits, Scheme::fixed}};
+        one.candidates = {
+            CandidateSpec{std::string("w").append(std::to_string(bits)), bits, Scheme::fixed}};
         bool ok = true;
         for (const Budget& b : budgets) {
           LinearBudget lb = linearize(b, *in.graph, one);
@@ -172,8 +173,8 @@ QuantConfig allocation_config(const AllocInputs& in, const Allocation& a) {
   QuantConfig cfg;
   if (a.method == "uniform" && a.choice.empty()) {
     SearchSpace one = *in.space;
-    one.candidates = {
-        CandidateSpec{"w" + std::to_string(a.uniform_bits), a.uniform_bits, Scheme::fixed}};
+    one.candidates = {CandidateSpec{std::string("w").append(std::to_string(a.uniform_bits)),
+                                    a.uniform_bits, Scheme::fixed}};
     cfg = assignment_config(*in.graph, one, std::vector<int>(one.num_searched(), 0), &inputs);
   } else {
     cfg = assignment_config(*in.graph, *in.space, a.choice, &inputs);
