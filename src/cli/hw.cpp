@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/file_io.h"
 #include "cli/commands.h"
+#include "hw/cost_json.h"
 #include "hw/fit.h"
 #include "hw/fpga.h"
 #include "hw/shapes.h"
@@ -99,49 +100,9 @@ int run_hw(const HwArgs& a) {
                              float_layers);
 
   if (!a.json.empty()) {
-    nlohmann::json j;
-    j["source"] = source;
-    j["device"] = {{"name", device.name},
-                   {"family", device.family},
-                   {"dsp", device.dsp},
-                   {"lut", device.lut},
-                   {"clock_mhz", device.clock_mhz}};
-    j["design"] = {{"bits", design.bits},
-                   {"ratio", design.ratio},
-                   {"balanced_ratio", balanced},
-                   {"quant", a.quant},
-                   {"edge_bits", a.quant.empty() ? a.edge_bits : 0}};
-    nlohmann::json ls = nlohmann::json::array();
-    for (size_t i = 0; i < layers.size(); ++i) {
-      const hw::LayerShape& l = layers[i];
-      const hw::RowSplit& s = splits[i];
-      const hw::LayerCost& c = cost.layers[i];
-      ls.push_back({{"name", l.name},
-                    {"op_type", l.op_type},
-                    {"cin", l.cin},
-                    {"cout", l.cout},
-                    {"kernel", {l.kh, l.kw}},
-                    {"stride", l.stride},
-                    {"out", {l.out_h, l.out_w}},
-                    {"macs", l.macs},
-                    {"fixed_rows", s.fixed},
-                    {"sp2_rows", s.sp2},
-                    {"fixed8_rows", s.fixed8},
-                    {"dsp_cycles", c.dsp_cycles},
-                    {"lut_cycles", c.lut_cycles},
-                    {"cycles", c.cycles},
-                    {"ms", c.ms}});
-    }
-    j["layers"] = ls;
-    j["total"] = {{"ms", cost.ms},
-                  {"cycles", cost.cycles},
-                  {"macs", cost.macs},
-                  {"gops", cost.gops},
-                  {"peak_gops", design.peak_gops()},
-                  {"lut", design.lut_use()},
-                  {"lut_share", design.lut_share()},
-                  {"dsp", design.dsp_use()},
-                  {"dsp_share", 1.0}};
+    nlohmann::json j = hw::cost_json(design, layers, splits, cost, source);
+    j["design"]["quant"] = a.quant;
+    j["design"]["edge_bits"] = a.quant.empty() ? a.edge_bits : 0;
     write_file_atomic(a.json, j.dump(2) + "\n");
     std::cout << "wrote " << a.json << "\n";
   }
