@@ -1,36 +1,127 @@
-// mixq quantize MODEL --calib-data SPEC [--data SPEC] --wbits 4 --abits 8 --scheme fixed:
-// calibrates a uniform configuration, writes it with a fake-quantized ONNX model any runtime
-// can run, and evaluates it when --data is given.
+// mixq quantize [MODEL] [--calib-data SPEC] [--data SPEC] [--budget B] [quantizer options]:
+// the whole job. Calibrates; with --budget measures CLADO sensitivities (resumable) and
+// allocates per-layer candidates by the exact IQP, else quantizes every layer at --wbits; writes
+// the config, the QDQ ONNX model, the packed model and the HTML report; evaluates on --data.
+// Without MODEL it runs on mixq's own Fashion-MNIST model and Debian's Fashion-MNIST.
 #include <fmt/format.h>
 
 #include <filesystem>
 #include <iostream>
 
+#include "base/error.h"
 #include "base/file_io.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
 #include "cli/quant_args.h"
 #include "eval/evaluate.h"
+#include "hw/cost_json.h"
+#include "hw/fpga.h"
+#include "hw/shapes.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
 #include "pack/packed.h"
 #include "quant/apply.h"
 #include "quant/calibrate.h"
 #include "report/report.h"
+#include "search/allocate.h"
 
 namespace mixq::cli {
 namespace {
 
 struct QuantizeArgs {
-  std::string model, calib_spec, out = "mixq-out";
+  std::string model, calib_spec, out = "mixq-out", budget, candidates = "w2,w4,w8";
+  size_t samples = 1024;
   DataArgs data;
   QuantArgs quant;
   int threads = 0;
 };
 
-int run_quantize(const QuantizeArgs& a) {
+// mixq's own model, trained by mixq train (models/README.md).
+const std::string kDefaultModel = std::string(MIXQ_SOURCE_DIR) + "/models/fmnist_default.onnx";
+
+// CLADO: sensitivities on the calibration data (checkpointed in the output folder, so an
+// interrupted run resumes) and the exact IQP under the budget.
+QuantConfig clado_config(const QuantizeArgs& a, const Graph& g, const ActivationStats& stats,
+                         const Dataset& calib, int abits, SensitivityData& d) {
+  const SearchSpace space =
+      make_search_space(g, parse_candidates(a.candidates, "--candidates"), false, abits);
+  const std::vector<Budget> budgets = parse_budgets(a.budget, "--budget");
+  SensitivityOptions so;
+  so.samples = a.samples;
+  so.seed = a.quant.seed;
+  so.checkpoint = a.out + "/sensitivity.omega";
+  so.resume = std::filesystem::exists(so.checkpoint);
+  so.progress = [](const std::string& line) { std::cerr << line << "\n"; };
+  if (so.resume) std::cout << "resuming " << so.checkpoint << "\n";
+  try {
+    d = measure_sensitivity(g, space, stats, calib, so);
+  } catch (const Error& e) {
+    // A folder reused with other candidates or samples: say what to do here.
+    if (so.resume && std::string(e.what()).find("other settings") != std::string::npos)
+      throw Error(so.checkpoint,
+                  "holds sensitivities measured with other settings (model, candidates, samples "
+                  "or seed); remove it or write to another -o folder");
+    throw;
+  }
+  std::cout << fmt::format("sensitivities: {} layers x {} candidates, {} evaluations, {:.1f} s\n",
+                           d.layers, d.candidates, d.evaluations, d.seconds);
+  const AllocInputs in{&g, &space, &d, nullptr};
+  const Allocation al = allocate(in, AllocMethod::clado, budgets);
+  check(al.feasible, "--budget", "no assignment of the candidates meets '" + a.budget + "'");
+  std::cout << fmt::format(
+      "CLADO under {}: predicted loss increase {:.5f}, solver {} in {:.3f} s\n", a.budget,
+      al.predicted, to_string(al.solver.status), al.solver.seconds);
+  for (const Budget& b : budgets)
+    if (b.kind == Budget::Kind::latency_ms) {
+      const LinearBudget lb = linearize(b, g, space);
+      double ms = b.value - lb.bound;
+      for (size_t s = 0; s < al.choice.size(); ++s)
+        ms += lb.costs[s * space.num_candidates() + al.choice[s]];
+      std::cout << fmt::format("predicted latency {:.3f} ms on {}\n", ms, b.device);
+    }
+  QuantConfig cfg = allocation_config(in, al);
+  cfg.info["allocation"] = {{"method", "clado"},
+                            {"budget", a.budget},
+                            {"choice", al.choice},
+                            {"candidates", a.candidates},
+                            {"predicted", al.predicted}};
+  return cfg;
+}
+
+// The FPGA figures of a config on the device of --device (or of a latency budget).
+nlohmann::json fpga_json(const QuantizeArgs& a, const Graph& g, const QuantConfig& cfg) {
+  std::string device = a.quant.device;
+  if (device.empty() && !a.budget.empty())
+    for (const Budget& b : parse_budgets(a.budget, "--budget"))
+      if (b.kind == Budget::Kind::latency_ms) device = b.device;
+  if (device.empty()) return nullptr;
+  const hw::Device* dev = hw::find_device(device);
+  check(dev != nullptr, "--device", "unknown device '" + device + "' (" + hw::device_names() + ")");
+  const hw::Design design = hw::balanced_design(*dev, 4);
+  const auto layers = hw::layers_from_graph(g);
+  const auto splits = hw::splits_from_config(layers, cfg, "config");
+  const hw::NetworkCost cost = hw::network_cost(design, layers, splits);
+  std::cout << fmt::format("FPGA {}: {:.3f} ms, {:.1f} GOPS, LUT {:.1f} %\n", dev->name, cost.ms,
+                           cost.gops, 100 * design.lut_share());
+  return hw::cost_json(design, layers, splits, cost, a.model);
+}
+
+int run_quantize(QuantizeArgs a) {
   set_threads(a.threads);
+  if (a.model.empty()) {  // the embedded default and Debian's Fashion-MNIST
+    a.model = kDefaultModel;
+    if (a.calib_spec.empty()) a.calib_spec = "fmnist:train";
+    if (a.data.spec.empty()) a.data.spec = "fmnist:test";
+  }
+  check(!a.calib_spec.empty(), "--calib-data",
+        "required with a model of your own (training images to calibrate on)");
   UniformOptions uo = uniform_options(a.quant);
+  check(a.budget.empty() || uo.abits > 0, "--budget",
+        "CLADO measures with activations quantized: --abits must be 2..16");
+  if (!a.budget.empty()) {  // bad text fails here, before any output exists
+    parse_budgets(a.budget, "--budget");
+    parse_candidates(a.candidates, "--candidates");
+  }
   DataArgs calib_args = a.data;
   calib_args.spec = a.calib_spec;
   auto calib = open_data(calib_args);
@@ -40,7 +131,9 @@ int run_quantize(const QuantizeArgs& a) {
   std::filesystem::create_directories(a.out);
   ActivationStats stats;
   if (uo.abits > 0) stats = observe_activations(g, *calib, observe_options(a.quant, a.data));
-  QuantConfig cfg = uniform_config(g, uo.abits > 0 ? &stats : nullptr, uo);
+  SensitivityData sens;
+  QuantConfig cfg = a.budget.empty() ? uniform_config(g, uo.abits > 0 ? &stats : nullptr, uo)
+                                     : clado_config(a, g, stats, *calib, uo.abits, sens);
   cfg.info["calibration"] = {{"data", calib->description()}, {"samples", stats.samples}};
   Graph q = apply_quant(g, cfg);
   // The file others run holds integer weights behind DequantizeLinear (QDQ); mixq evaluates the
@@ -58,8 +151,10 @@ int run_quantize(const QuantizeArgs& a) {
   report.title = "mixq quantize: " + a.model;
   report.model = a.model;
   report.config = &cfg;
+  if (!a.budget.empty()) report.omega = &sens, report.facts["budget"] = a.budget;
   report.facts["average weight bits"] = fmt::format("{:.2f}", average_weight_bits(g, cfg, layers));
   report.facts["weights"] = fmt::format("{:.1f} KB", weight_bytes(g, cfg) / 1024);
+  report.hw = fpga_json(a, g, cfg);
   report.commands = {command_line()};
   if (test) {
     Executor ex(q, Impl::fast, true);
@@ -82,10 +177,18 @@ int run_quantize(const QuantizeArgs& a) {
 void add_quantize(CLI::App& app, Action& action) {
   auto a = std::make_shared<QuantizeArgs>();
   auto* cmd = app.add_subcommand("quantize", "Calibrate, quantize, export and evaluate");
-  cmd->add_option("model", a->model, "ONNX model file")->required();
+  cmd->add_option("model", a->model,
+                  "ONNX model file (default: mixq's Fashion-MNIST model on Debian's data)");
   add_data_options(cmd, a->data, false);
-  cmd->add_option("--calib-data", a->calib_spec, "Calibration data spec (training data)")
-      ->required();
+  cmd->add_option("--calib-data", a->calib_spec,
+                  "Calibration and sensitivity data spec (training data)");
+  cmd->add_option("--budget", a->budget,
+                  "CLADO allocation under 3bits, 2MB, 1.2GBOPs or 5ms@XC7Z020 (comma: several); "
+                  "without it, every layer at --wbits");
+  cmd->add_option("--candidates", a->candidates,
+                  "With --budget: candidates per layer (w2,w4,w8; w4-sp2, w4-msq1.5, ...)");
+  cmd->add_option("--samples", a->samples, "With --budget: sensitivity samples")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   add_quant_options(cmd, a->quant);
   cmd->add_option("-o,--out", a->out, "Output folder");
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
