@@ -76,9 +76,16 @@ std::string stacked_bars(const std::vector<StackedBar>& bars, double y_max,
   const double bw = 22, gap = 6;
   const double w = kLeft + kRight + static_cast<double>(bars.size()) * (bw + gap);
   const double h = 300, ph = h - kTop - kBottom - 20;
+  // The legend's width, so a chart of few bars still shows all of it.
+  double legend_w = kLeft;
+  std::set<std::string> labels;
+  for (const StackedBar& b : bars)
+    for (const Segment& seg : b.segments)
+      if (labels.insert(seg.label).second)
+        legend_w += 24 + 6.5 * static_cast<double>(seg.label.size());
   std::string s = fmt::format(
       R"(<svg class="chart bars" xmlns="http://www.w3.org/2000/svg" width="{:.0f}" height="{:.0f}">)",
-      std::max(w, 320.0), h);
+      std::max({w, 320.0, legend_w}), h);
   const double step = tick_step(0, y_max, 5);
   for (double t = 0; t <= y_max + 1e-9; t += step) {
     const double y = kTop + ph - t / y_max * ph;
