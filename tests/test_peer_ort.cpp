@@ -10,6 +10,7 @@
 #include "onnx/import.h"
 #include "quant/apply.h"
 #include "quant/calibrate.h"
+#include "search/candidates.h"
 #include "support/onnx_builder.h"
 #include "support/paths.h"
 #include "support/peer.h"
@@ -70,7 +71,7 @@ TEST(PeerOrt, Fp32ResNet20MatchesOnnxRuntime) {
   compare_with_peer(load_onnx(model), model, *test, dir.path(), false, 2);
 }
 
-TEST(PeerOrt, QdqW4A4MixedSchemeExportMatchesOnnxRuntime) {
+TEST(PeerOrt, QdqMixedSchemeAllocationMatchesOnnxRuntime) {
   const std::string missing = peer_missing();
   if (!missing.empty()) GTEST_SKIP() << missing;
   const std::string model = shared_path("models/cifar10_resnet20.onnx");
@@ -80,20 +81,15 @@ TEST(PeerOrt, QdqW4A4MixedSchemeExportMatchesOnnxRuntime) {
   ObserveOptions oo;
   oo.samples = 256;
   ActivationStats stats = observe_activations(g, *cifar("train"), oo);
-  UniformOptions uo;
-  uo.wbits = 4;
-  uo.abits = 4;
-  QuantConfig cfg = uniform_config(g, &stats, uo);
-  // Mixed rows as MSQ makes them: every third row of the searched layers in SP2, and one layer
-  // in 6-bit PoT, whose codes need the int32 container.
-  for (size_t i = 1; i + 1 < cfg.layers.size(); ++i)
-    for (size_t r = 0; r < cfg.layers[i].rows.size(); r += 3)
-      cfg.layers[i].rows[r].scheme = Scheme::sp2;
-  for (RowQuant& r : cfg.layers[5].rows) r = {Scheme::pot, 6, r.scale};
-  const auto layers = find_quant_layers(g);
-  for (size_t i = 0; i < cfg.layers.size(); ++i)
-    choose_row_scales(g.constant(layers[i].weight), cfg.layers[i].rows, ScaleMethod::mse,
-                      layers[i].row_axis);
+  // An allocation over mixed-scheme candidates with 4-bit activations, as CLADO returns one
+  // (the exporter only sees the config): 3/4/8-bit fixed, MSQ and RMSMP rows, and 6-bit PoT,
+  // whose codes need the int32 container; each candidate in several layers.
+  const SearchSpace space = make_search_space(
+      g, parse_candidates("w3,w4,w4-msq1.5,w4-rmsmp1.5,w6-pot,w8", "test"), false, 4);
+  std::vector<int> choice(space.num_searched());
+  for (size_t s = 0; s < choice.size(); ++s) choice[s] = static_cast<int>((s * 5 + 1) % 6);
+  const InputQuants inputs = input_quants(space, stats);
+  const QuantConfig cfg = assignment_config(g, space, choice, &inputs);
   save_onnx(apply_quant(g, cfg, "test", WeightForm::qdq), dir.file("qdq.onnx"));
   auto test = cifar("test");
   write_peer_inputs(*test, kSamples, dir.path());
