@@ -13,8 +13,9 @@
 // apply_quant(result.model, result.config) is the fine-tuned network.
 //
 // Runs on Trainer (data, augmentation, optimizer, schedule, checkpoints) through its step hooks.
-// Checkpoints add meta.qat {method, rho} and tensors "qat:scale:<layer>" (row scales) and, for
-// ADMM, "qat:z:<layer>" and "qat:u:<layer>"; a resumed run continues bit-identically.
+// Checkpoints add meta.qat {method, rho, refit_every, admm_every, layers} and tensors
+// "qat:scale:<layer>" (row scales) and, for ADMM, "qat:z:<layer>" and "qat:u:<layer>"; a resumed
+// run continues bit-identically.
 #pragma once
 #include <memory>
 #include <string>
