@@ -40,6 +40,20 @@ Graph tiny_graph() {
   return load_onnx_bytes(b.bytes(), "tiny");
 }
 
+// Every scheme in the conv's rows and the fc's; the fc's last row is PoT at pot_bits.
+QuantConfig mixed_config(int pot_bits) {
+  QuantConfig cfg;
+  LayerConfig conv{"conv", {}, act_quant_for_range(-2.0f, 2.5f, 4)};
+  conv.rows = {{Scheme::fixed, 4, 0.5f}, {Scheme::sp2, 4, 0.6f}, {Scheme::pot, 3, 0.7f}};
+  LayerConfig fc{"fc", {}, act_quant_for_range(0, 3.0f, 8)};
+  fc.rows = {{Scheme::fixed, 2, 0.3f},
+             {Scheme::fixed, 8, 0.4f},
+             {Scheme::sp2, 5, 0.5f},
+             {Scheme::pot, pot_bits, 0.6f}};
+  cfg.layers = {conv, fc};
+  return cfg;
+}
+
 // Rounds v to the quantizer grid the way the definition reads.
 float fq(float v, const ActQuant& q) {
   float k = std::nearbyint(v / q.scale) + q.zero_point;
@@ -63,15 +77,8 @@ TEST(QuantApply, FindsLayersWithRowAxes) {
 
 TEST(QuantApply, ForwardEqualsIndependentComputation) {
   Graph g = tiny_graph();
-  QuantConfig cfg;
-  LayerConfig conv{"conv", {}, act_quant_for_range(-2.0f, 2.5f, 4)};
-  conv.rows = {{Scheme::fixed, 4, 0.5f}, {Scheme::sp2, 4, 0.6f}, {Scheme::pot, 3, 0.7f}};
-  LayerConfig fc{"fc", {}, act_quant_for_range(0, 3.0f, 8)};
-  fc.rows = {{Scheme::fixed, 2, 0.3f},
-             {Scheme::fixed, 8, 0.4f},
-             {Scheme::sp2, 5, 0.5f},
-             {Scheme::pot, 4, 0.6f}};
-  cfg.layers = {conv, fc};
+  const QuantConfig cfg = mixed_config(4);
+  const LayerConfig &conv = cfg.layers[0], &fc = cfg.layers[1];
   Graph q = apply_quant(g, cfg);
   Tensor x = random_tensor({2, 2, 5, 5}, 3);
   Tensor got = Executor(q).run({x})[0];
@@ -117,16 +124,8 @@ TEST(QuantApply, ForwardEqualsIndependentComputation) {
 
 TEST(QuantApply, QdqFormRunsTheSameValuesFromIntegerCodes) {
   Graph g = tiny_graph();
-  QuantConfig cfg;
-  LayerConfig conv{"conv", {}, act_quant_for_range(-2.0f, 2.5f, 4)};
-  conv.rows = {{Scheme::fixed, 4, 0.5f}, {Scheme::sp2, 4, 0.6f}, {Scheme::pot, 3, 0.7f}};
-  LayerConfig fc{"fc", {}, act_quant_for_range(0, 3.0f, 8)};
   // PoT at 6 bits has levels down to 2^-30: its codes need the int32 container.
-  fc.rows = {{Scheme::fixed, 2, 0.3f},
-             {Scheme::fixed, 8, 0.4f},
-             {Scheme::sp2, 5, 0.5f},
-             {Scheme::pot, 6, 0.6f}};
-  cfg.layers = {conv, fc};
+  const QuantConfig cfg = mixed_config(6);
   const Graph fq = apply_quant(g, cfg);
   const Graph qdq = apply_quant(g, cfg, "test", WeightForm::qdq);
   std::map<std::string, DType> codes;  // DequantizeLinear node -> its codes' type

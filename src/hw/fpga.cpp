@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "base/error.h"
+#include "base/parse.h"
 
 namespace mixq::hw {
 
@@ -173,10 +174,9 @@ CycleCost cycle_cost(const Design& d) {
 
 namespace {
 bool parse_number(const std::string& s, double& out) {
-  if (s.empty() || std::isspace(static_cast<unsigned char>(s[0]))) return false;
-  char* end = nullptr;
-  out = std::strtod(s.c_str(), &end);
-  return end == s.c_str() + s.size() && std::isfinite(out);
+  const std::optional<double> v = mixq::parse_number(s);
+  if (v) out = *v;
+  return v.has_value();
 }
 }  // namespace
 

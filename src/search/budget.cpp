@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "base/parse.h"
 #include "hw/fpga.h"
 #include "hw/shapes.h"
 
@@ -15,16 +16,10 @@ namespace {
 
 // The number before a budget's unit: positive and finite.
 double budget_number(const std::string& num, const std::string& text, const std::string& where) {
-  double v = 0;
-  try {
-    size_t used = 0;
-    v = std::stod(num, &used);
-    check(used == num.size(), where, "bad number in budget '" + text + "'");
-  } catch (const std::logic_error&) {
-    throw Error(where, "bad number in budget '" + text + "'");
-  }
-  check(std::isfinite(v) && v > 0, where, "budget '" + text + "' must be positive");
-  return v;
+  const std::optional<double> v = parse_number(num);
+  check(v.has_value(), where, "bad number in budget '" + text + "'");
+  check(*v > 0, where, "budget '" + text + "' must be positive");
+  return *v;
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {

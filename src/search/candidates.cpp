@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "base/parse.h"
 #include "runtime/summary.h"
 
 namespace mixq {
@@ -17,17 +18,10 @@ void parse_policy(const std::string& item, const std::string& policy, const std:
     const std::string p = prefix;
     if (policy.compare(0, p.size(), p) != 0) continue;
     const std::string num = policy.substr(p.size());
-    c.ratio = 1.5;
-    if (!num.empty()) {
-      try {
-        size_t used = 0;
-        c.ratio = std::stod(num, &used);
-        check(used == num.size(), where, "bad ratio in candidate '" + item + "'");
-      } catch (const std::logic_error&) {
-        throw Error(where, "bad ratio in candidate '" + item + "'");
-      }
-    }
-    check(std::isfinite(c.ratio) && c.ratio > 0 && c.ratio <= 100, where,
+    const std::optional<double> ratio = num.empty() ? 1.5 : parse_number(num);
+    check(ratio.has_value(), where, "bad ratio in candidate '" + item + "'");
+    c.ratio = *ratio;
+    check(c.ratio > 0 && c.ratio <= 100, where,
           "candidate '" + item + "': ratio must be in (0, 100]");
     c.scheme = p == "msqpot" ? Scheme::pot : Scheme::sp2;
     c.high_share = p == "rmsmp" ? 0.05 : 0.0;
@@ -79,15 +73,10 @@ std::vector<CandidateSpec> parse_candidates(const std::string& text, const std::
     const size_t dash = item.find('-');
     const std::string bits =
         item.substr(1, dash == std::string::npos ? std::string::npos : dash - 1);
-    try {
-      size_t used = 0;
-      c.bits = std::stoi(bits, &used);
-      check(used == bits.size(), where, "bad bit-width in candidate '" + item + "'");
-    } catch (const std::logic_error&) {
-      throw Error(where, "bad bit-width in candidate '" + item + "'");
-    }
-    check(c.bits >= kMinBits && c.bits <= kMaxBits, where,
-          "candidate '" + item + "': bits outside 2..8");
+    const std::optional<double> b = parse_number(bits);
+    check(b && *b == std::floor(*b), where, "bad bit-width in candidate '" + item + "'");
+    check(*b >= kMinBits && *b <= kMaxBits, where, "candidate '" + item + "': bits outside 2..8");
+    c.bits = static_cast<int>(*b);
     if (dash != std::string::npos) parse_policy(item, item.substr(dash + 1), where, c);
     for (const auto& o : out) check(o.name != c.name, where, "candidate '" + item + "' twice");
     out.push_back(c);
