@@ -6,6 +6,7 @@
 #include <fstream>
 #include <random>
 
+#include "support/cli_check.h"
 #include "support/onnx_builder.h"
 #include "support/paths.h"
 
@@ -15,17 +16,6 @@ using namespace mixq::test;
 namespace {
 
 const std::string kMixq = MIXQ_BINARY;
-
-// One line of error text, a clean non-zero exit (1 for input errors, 2 for usage errors).
-void expect_clean_error(const CommandResult& r, const std::string& must_contain, int status = 1) {
-  EXPECT_EQ(r.status, status) << r.err;
-  std::string err = r.err;
-  while (!err.empty() && err.back() == '\n') err.pop_back();
-  EXPECT_EQ(err.find('\n'), std::string::npos) << "more than one line: " << r.err;
-  EXPECT_NE(err.find(must_contain), std::string::npos)
-      << "expected '" << must_contain << "' in: " << r.err;
-  EXPECT_EQ(err.rfind("mixq: error: ", 0), 0u) << r.err;
-}
 
 // Conv(1->4, 3x3) -> Relu -> GlobalAveragePool -> Flatten -> Gemm(4->10).
 OnnxBuilder tiny_model(const Shape& input_shape = {-1, 1, 28, 28}) {

@@ -15,6 +15,7 @@
 #include "onnx/import.h"
 #include "quant/layers.h"
 #include "runtime/summary.h"
+#include "support/cli_check.h"
 #include "support/onnx_builder.h"
 #include "support/paths.h"
 
@@ -337,35 +338,21 @@ TEST(HwModel, ParseRatio) {
   EXPECT_EQ(format_ratio(2), "1:2");
 }
 
-namespace {
-
-void expect_cli_error(const CommandResult& r, const std::string& must_contain, int status) {
-  EXPECT_EQ(r.status, status) << r.err;
-  std::string err = r.err;
-  while (!err.empty() && err.back() == '\n') err.pop_back();
-  EXPECT_EQ(err.find('\n'), std::string::npos) << "more than one line: " << r.err;
-  EXPECT_NE(err.find(must_contain), std::string::npos)
-      << "expected '" << must_contain << "' in: " << r.err;
-  EXPECT_EQ(err.rfind("mixq: error: ", 0), 0u) << r.err;
-}
-
-}  // namespace
-
 TEST(HwCli, Errors) {
   const std::string hw = kMixq + " hw --arch resnet18";
-  expect_cli_error(run_command(hw + " --device XC7Z999"), "unknown device 'XC7Z999'", 2);
-  expect_cli_error(run_command(hw + " --device XC7Z020 --ratio 1:x"), "bad ratio '1:x'", 2);
-  expect_cli_error(run_command(hw + " --device XC7Z020 --ratio 1:-2"), "--ratio", 2);
-  expect_cli_error(run_command(hw), "--device", 2);
-  expect_cli_error(run_command(kMixq + " hw --device XC7Z020"), "--arch resnet18", 2);
-  expect_cli_error(run_command(hw + " --device XC7Z020 --arch vgg99"), "vgg99", 2);
-  expect_cli_error(run_command(hw + " --device XC7Z020 --wbits 9"), "--wbits", 2);
-  expect_cli_error(run_command(kMixq + " hw /nonexistent/m.onnx --device XC7Z020"),
-                   "/nonexistent/m.onnx: cannot open file", 1);
+  expect_clean_error(run_command(hw + " --device XC7Z999"), "unknown device 'XC7Z999'", 2);
+  expect_clean_error(run_command(hw + " --device XC7Z020 --ratio 1:x"), "bad ratio '1:x'", 2);
+  expect_clean_error(run_command(hw + " --device XC7Z020 --ratio 1:-2"), "--ratio", 2);
+  expect_clean_error(run_command(hw), "--device", 2);
+  expect_clean_error(run_command(kMixq + " hw --device XC7Z020"), "--arch resnet18", 2);
+  expect_clean_error(run_command(hw + " --device XC7Z020 --arch vgg99"), "vgg99", 2);
+  expect_clean_error(run_command(hw + " --device XC7Z020 --wbits 9"), "--wbits", 2);
+  expect_clean_error(run_command(kMixq + " hw /nonexistent/m.onnx --device XC7Z020"),
+                     "/nonexistent/m.onnx: cannot open file", 1);
   TempDir d;
   std::ofstream(d.file("q.json")) << "{not json";
-  expect_cli_error(run_command(hw + " --device XC7Z020 --quant " + d.file("q.json")),
-                   d.file("q.json"), 1);
+  expect_clean_error(run_command(hw + " --device XC7Z020 --quant " + d.file("q.json")),
+                     d.file("q.json"), 1);
 }
 
 TEST(HwCli, ResNet18Table) {
@@ -419,9 +406,9 @@ TEST(HwCli, QuantConfigRows) {
   EXPECT_EQ(j["layers"][1]["fixed_rows"], 10);
   EXPECT_EQ(j["design"]["ratio"], 2.0);
   // SP2 rows need a LUT array; a config for another model is refused.
-  expect_cli_error(run_command(hw + " --device XC7Z045 --ratio 0"), "no LUT array", 1);
+  expect_clean_error(run_command(hw + " --device XC7Z045 --ratio 0"), "no LUT array", 1);
   cfg.layers[0].rows.pop_back();
   save_quant_config(cfg, d.file("q.json"));
-  expect_cli_error(run_command(hw + " --device XC7Z045"), "31 rows in the config, 32 in the model",
-                   1);
+  expect_clean_error(run_command(hw + " --device XC7Z045"),
+                     "31 rows in the config, 32 in the model", 1);
 }
