@@ -4,6 +4,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "base/error.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
 #include "eval/evaluate.h"
@@ -20,13 +21,17 @@ struct EvalArgs {
   bool json = false;
   std::string impl = "fast";
   std::string quant;
+  std::string engine = "float";
 };
 
 int run_eval(const EvalArgs& a) {
   set_threads(a.threads);
   auto data = open_data(a.data);  // flags and data first: cheap to check
   Graph g = load_onnx(a.model);
-  if (!a.quant.empty()) g = apply_quant(g, load_quant_config(a.quant), a.quant);
+  check(a.engine == "float" || !a.quant.empty(), "--engine", "int8 needs --quant");
+  if (!a.quant.empty())
+    g = apply_quant(g, load_quant_config(a.quant), a.quant,
+                    a.engine == "int8" ? WeightForm::int8 : WeightForm::dequantized);
   const Impl impl = a.impl == "reference" ? Impl::reference : Impl::fast;
   Executor ex(g, impl, impl == Impl::fast);  // the reference path is the specification
   EvalOptions o;
@@ -77,6 +82,9 @@ void add_eval(CLI::App& app, Action& action) {
   cmd->add_option("--impl", a->impl, "Kernel implementations: fast or reference")
       ->check(CLI::IsMember({"fast", "reference"}));
   cmd->add_option("--quant", a->quant, "Quantization config (JSON): fake-quantized evaluation");
+  cmd->add_option("--engine", a->engine,
+                  "With --quant: float (fake-quantized) or int8 (integer convolutions)")
+      ->check(CLI::IsMember({"float", "int8"}));
   cmd->add_flag("--json", a->json, "Print JSON");
   cmd->callback([a, &action] { action = [a] { return run_eval(*a); }; });
 }

@@ -78,6 +78,7 @@ void register_activation_ops(Registry& r);
 void register_shape_ops(Registry& r);
 void register_reduce_ops(Registry& r);
 void register_conv_ops(Registry& r);
+void register_qconv_ops(Registry& r);
 void register_gemm_ops(Registry& r);
 void register_pool_ops(Registry& r);
 void register_norm_ops(Registry& r);

@@ -27,6 +27,7 @@ const Registry& Registry::get() {
     register_pool_ops(r);
     register_norm_ops(r);
     register_quant_ops(r);
+    register_qconv_ops(r);
     return r;
   }();
   return registry;

@@ -65,6 +65,37 @@ int add_dequantized_weight(Graph& g, const QuantLayer& l, const std::vector<RowQ
   return out;
 }
 
+// A Conv whose input codes are unsigned with zero point 0 (after ReLU) and whose weight codes
+// fit int8 becomes mixq.QConv reading the float input directly: integer arithmetic inside,
+// the same values as the fake-quantized Conv. Returns false (graph untouched) otherwise.
+bool to_integer_conv(Graph& g, const QuantLayer& l, const LayerConfig& lc) {
+  const Node& node = g.nodes[l.node];
+  if (l.op_type != "Conv" || lc.rows.empty() || !lc.input || l.row_axis != 0) return false;
+  if (g.constant(l.weight).rank() != 4) return false;  // 2-D convolutions only
+  const ActQuant& a = *lc.input;
+  if (a.zero_point != 0 || a.qmin != 0 || a.qmax > 255) return false;
+  if (node.get_string("auto_pad", "NOTSET") != "NOTSET") return false;
+  if (static_cast<int64_t>(lc.rows.size()) != l.rows) return false;
+  IntegerWeight iw = integer_weight(g.constant(l.weight), lc.rows, l.row_axis);
+  if (iw.max_abs_code > 127) return false;
+  Tensor codes(DType::i8, iw.codes.shape());
+  for (int64_t i = 0; i < codes.numel(); ++i)
+    codes.data<int8_t>()[i] = static_cast<int8_t>(iw.codes.data<int64_t>()[i]);
+  const std::string base = g.values[l.weight].name + "/q";
+  const int c = g.add_constant(base + "/codes", std::move(codes));
+  const int st = g.add_constant(base + "/step", Tensor::from<float>({l.rows}, iw.step));
+  Node& n = g.nodes[l.node];
+  std::vector<int> inputs{n.inputs[0], c, st};
+  if (n.inputs.size() > 2 && n.inputs[2] >= 0) inputs.push_back(n.inputs[2]);
+  n.inputs = inputs;
+  n.op_type = "QConv";
+  n.domain = "mixq";
+  n.attrs["scale"] = a.scale;
+  n.attrs["qmax"] = static_cast<int64_t>(a.qmax);
+  if (!n.has("pads")) n.attrs["pads"] = std::vector<int64_t>{0, 0, 0, 0};
+  return true;
+}
+
 }  // namespace
 
 Graph apply_quant(const Graph& src, const QuantConfig& cfg, const std::string& where,
@@ -80,6 +111,7 @@ Graph apply_quant(const Graph& src, const QuantConfig& cfg, const std::string& w
     check(it != by_name.end(), where,
           "layer '" + lc.name + "' is not a quantizable layer of " + src.source);
     const QuantLayer& l = *it->second;
+    if (form == WeightForm::int8 && to_integer_conv(g, l, lc)) continue;
     if (!lc.rows.empty()) {
       check(static_cast<int64_t>(lc.rows.size()) == l.rows, where,
             "layer '" + lc.name + "' has " + std::to_string(l.rows) + " rows, config gives " +

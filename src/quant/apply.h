@@ -14,7 +14,10 @@ namespace mixq {
 //   qdq          integer codes (int8 when every code fits, else int32) and per-row steps feeding
 //                a DequantizeLinear along the row axis: the standard QDQ form other runtimes
 //                and deployment tools read, a quarter of the size at 8 bits and below
-enum class WeightForm { dequantized, qdq };
+//   int8         Conv layers whose input is unsigned (zero point 0) and whose codes fit int8
+//                run as mixq.QConv: u8 activations x s8 weights, int32 sums (ops/qconv.cpp);
+//                the rest as dequantized
+enum class WeightForm { dequantized, qdq, int8 };
 
 // `where` names the config in errors (a layer the model lacks, a row count that differs).
 Graph apply_quant(const Graph& g, const QuantConfig& cfg, const std::string& where = "config",

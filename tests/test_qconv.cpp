@@ -1,0 +1,154 @@
+// The integer convolution: the oneDNN u8 x s8 kernel against the plain int64 reference on random
+// geometries, the int8 form of a config against fake-quantized execution, and ResNet-20's
+// int8 top-1 against its fake-quantized top-1.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "data/dataset.h"
+#include "eval/evaluate.h"
+#include "onnx/import.h"
+#include "quant/apply.h"
+#include "quant/calibrate.h"
+#include "runtime/executor.h"
+#include "support/gradcheck.h"
+#include "support/onnx_builder.h"
+#include "support/paths.h"
+
+using namespace mixq;
+using namespace mixq::test;
+
+namespace {
+
+struct Geometry {
+  int64_t n, c, h, w, o, k, stride, pad, dil, group;
+  bool bias;
+};
+
+Graph qconv_graph(const Geometry& g, uint32_t seed) {
+  Graph gr;
+  gr.opset = 13;
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> code(-127, 127);
+  Tensor codes(DType::i8, {g.o, g.c / g.group, g.k, g.k});
+  for (int64_t i = 0; i < codes.numel(); ++i)
+    codes.data<int8_t>()[i] = static_cast<int8_t>(code(rng));
+  Node n;
+  n.name = "q";
+  n.op_type = "QConv";
+  n.domain = "mixq";
+  const int x = gr.add_value("x", DType::f32);
+  gr.inputs.push_back(x);
+  n.inputs = {x, gr.add_constant("codes", codes),
+              gr.add_constant("step", random_tensor(DType::f32, {g.o}, seed + 1, 0.01))};
+  for (int64_t i = 0; i < g.o; ++i) {
+    float& s = gr.values[n.inputs[2]].constant->data<float>()[i];
+    s = std::fabs(s) + 1e-3f;
+  }
+  if (g.bias) n.inputs.push_back(gr.add_constant("b", random_tensor(DType::f32, {g.o}, seed + 2)));
+  n.attrs["strides"] = std::vector<int64_t>{g.stride, g.stride};
+  n.attrs["pads"] = std::vector<int64_t>{g.pad, g.pad, g.pad, g.pad};
+  n.attrs["dilations"] = std::vector<int64_t>{g.dil, g.dil};
+  n.attrs["group"] = g.group;
+  n.attrs["scale"] = 0.02f;
+  n.attrs["qmax"] = int64_t{255};
+  const int y = gr.add_value("y");
+  n.outputs = {y};
+  gr.outputs = {y};
+  gr.nodes.push_back(n);
+  gr.sort();
+  return gr;
+}
+
+}  // namespace
+
+TEST(QConv, FastMatchesReferenceOnRandomGeometries) {
+  const Geometry cases[] = {
+      {2, 16, 8, 8, 16, 3, 1, 1, 1, 1, true},  {1, 3, 9, 7, 8, 3, 2, 1, 1, 1, false},
+      {3, 32, 6, 6, 64, 1, 1, 0, 1, 1, true},  {2, 8, 10, 10, 8, 3, 1, 2, 2, 1, true},
+      {1, 16, 7, 7, 32, 3, 2, 1, 1, 4, false}, {2, 12, 5, 5, 12, 3, 1, 1, 1, 12, true},
+  };
+  uint32_t seed = 10;
+  for (const Geometry& g : cases) {
+    const Graph gr = qconv_graph(g, seed++);
+    Tensor x = random_tensor(DType::f32, {g.n, g.c, g.h, g.w}, seed++, 2.0);
+    Executor fast(gr, Impl::fast);
+    EXPECT_EQ(fast.impl_name(0), "dnnl");
+    const Tensor a = fast.run({x})[0];
+    const Tensor b = Executor(gr, Impl::reference).run({x})[0];
+    ASSERT_EQ(a.shape(), b.shape());
+    // The sums are exact in both; only the final float scaling differs, so compare against
+    // the output's magnitude (single outputs can cancel to near zero).
+    double worst = 0, top = 0;
+    for (int64_t i = 0; i < a.numel(); ++i) {
+      worst = std::max(worst, double(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
+      top = std::max(top, double(std::fabs(b.data<float>()[i])));
+    }
+    EXPECT_LT(worst, 1e-6 * top) << "case c=" << g.c << " o=" << g.o << " group=" << g.group;
+  }
+}
+
+// Conv -> Relu -> Conv: the second conv's input is unsigned, so it runs as QConv; the first
+// (a signed input) stays fake-quantized. Same outputs either way.
+TEST(QConv, Int8FormEqualsFakeQuantizedExecution) {
+  OnnxBuilder b;
+  b.input("x", {-1, 4, 8, 8}).output("y", {-1, 8, 8, 8});
+  b.initializer("w0", random_tensor(DType::f32, {8, 4, 3, 3}, 1, 0.3));
+  b.initializer("w1", random_tensor(DType::f32, {8, 8, 3, 3}, 2, 0.3));
+  b.initializer("b1", random_tensor(DType::f32, {8}, 3, 0.1));
+  OnnxBuilder::attr(b.node("Conv", {"x", "w0"}, {"c0"}, "conv0"), "pads",
+                    std::vector<int64_t>{1, 1, 1, 1});
+  b.node("Relu", {"c0"}, {"r0"}, "relu0");
+  OnnxBuilder::attr(b.node("Conv", {"r0", "w1", "b1"}, {"y"}, "conv1"), "pads",
+                    std::vector<int64_t>{1, 1, 1, 1});
+  const Graph g = load_onnx_bytes(b.bytes(), "two_convs");
+  QuantConfig cfg;
+  LayerConfig l0{"conv0", {}, act_quant_for_range(-3.0f, 3.0f, 8)};
+  l0.rows = choose_weight_quant(g.constant(g.find_value("w0")), Scheme::fixed, 4, ScaleMethod::mse);
+  LayerConfig l1{"conv1", {}, act_quant_for_range(0.0f, 4.0f, 8)};
+  l1.rows = choose_weight_quant(g.constant(g.find_value("w1")), Scheme::sp2, 4, ScaleMethod::mse);
+  cfg.layers = {l0, l1};
+  const Graph fq = apply_quant(g, cfg), q8 = apply_quant(g, cfg, "t", WeightForm::int8);
+  int qconvs = 0;
+  for (const Node& n : q8.nodes) qconvs += n.op_type == "QConv";
+  EXPECT_EQ(qconvs, 1);
+  const Tensor x = random_tensor(DType::f32, {3, 4, 8, 8}, 4, 1.5);
+  for (bool optimize : {false, true}) {
+    const Tensor a = Executor(fq, Impl::fast, optimize).run({x})[0];
+    const Tensor c = Executor(q8, Impl::fast, optimize).run({x})[0];
+    ASSERT_EQ(a.shape(), c.shape());
+    for (int64_t i = 0; i < a.numel(); ++i)
+      ASSERT_NEAR(a.data<float>()[i], c.data<float>()[i],
+                  1e-4 * (1 + std::fabs(a.data<float>()[i])))
+          << i;
+  }
+}
+
+TEST(QConv, ResNet20Int8TopOneWithinATenthOfFakeQuantized) {
+  const std::string model = shared_path("models/cifar10_resnet20.onnx");
+  const std::string train = shared_path("data/cifar10/train"),
+                    test = shared_path("data/cifar10/test");
+  MIXQ_SKIP_UNLESS_EXISTS(model);
+  MIXQ_SKIP_UNLESS_EXISTS(test);
+  DataOptions d;
+  d.mean = {0.485f, 0.456f, 0.406f};
+  d.std = {0.229f, 0.224f, 0.225f};
+  auto calib = open_dataset("folder:" + train, d);
+  auto data = open_dataset("folder:" + test, d);
+  const Graph g = load_onnx(model);
+  ObserveOptions oo;
+  oo.samples = 256;
+  const ActivationStats stats = observe_activations(g, *calib, oo);
+  UniformOptions uo;
+  uo.wbits = 4;
+  uo.abits = 8;
+  const QuantConfig cfg = uniform_config(g, &stats, uo);
+  EvalOptions eo;
+  eo.limit = 2000;
+  Executor fq(apply_quant(g, cfg), Impl::fast, true);
+  Executor q8(apply_quant(g, cfg, "t", WeightForm::int8), Impl::fast, true);
+  const double a = evaluate(fq, *data, eo).top1 * 100, b = evaluate(q8, *data, eo).top1 * 100;
+  std::printf("fake-quantized %.2f %%, int8 %.2f %%\n", a, b);
+  EXPECT_NEAR(a, b, 0.1);
+}
