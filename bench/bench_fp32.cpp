@@ -3,7 +3,7 @@
 // configuration. bench/fp32_vs_ort.sh interleaves it with the peer and prints the comparison.
 //
 // usage: bench_fp32 [--model PATH] [--batch N]... [--threads T] [--seconds S]
-//                   [--executor optimized|plain|both]
+//                   [--executor optimized|plain|both] [--quant Q.json [--engine float|int8]]
 // Defaults: ../shared/models/cifar10_resnet20.onnx, batches 1 and 256, 2 threads, 3 s, both.
 #include <omp.h>
 
@@ -16,6 +16,7 @@
 
 #include "base/error.h"
 #include "onnx/import.h"
+#include "quant/apply.h"
 #include "runtime/executor.h"
 
 namespace {
@@ -28,6 +29,8 @@ struct Options {
   int threads = 2;
   double seconds = 3;
   std::string executor = "both";
+  std::string quant;             // a quantization config: time the quantized network
+  std::string engine = "float";  // with --quant: float (fake-quantized) or int8 (QConv)
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -55,6 +58,10 @@ Options parse(int argc, char** argv) {
         o.seconds = std::stod(v);
       else if (a == "--executor")
         o.executor = v;
+      else if (a == "--quant")
+        o.quant = v;
+      else if (a == "--engine")
+        o.engine = v;
       else
         usage("unknown flag " + a);
     } catch (const std::logic_error&) {
@@ -67,6 +74,7 @@ Options parse(int argc, char** argv) {
   if (o.threads < 1 || o.seconds <= 0) usage("threads and seconds must be positive");
   if (o.executor != "optimized" && o.executor != "plain" && o.executor != "both")
     usage("--executor is optimized, plain or both");
+  if (o.engine != "float" && o.engine != "int8") usage("--engine is float or int8");
   return o;
 }
 
@@ -105,11 +113,13 @@ void bench(const mixq::Graph& g, bool optimize, int64_t batch, const Options& o)
     elapsed = std::chrono::duration<double>(t2 - t0).count();
   }
   std::printf(
-      "{\"engine\": \"mixq\", \"executor\": \"%s\", \"batch\": %lld, \"threads\": %d, "
+      "{\"engine\": \"mixq\", \"mode\": \"%s\", \"executor\": \"%s\", \"batch\": %lld, "
+      "\"threads\": %d, "
       "\"runs\": %d, \"seconds\": %.3f, \"ms_per_batch\": %.3f, \"best_ms\": %.3f, "
       "\"images_per_s\": %.1f, \"build_ms\": %.1f, \"nodes\": %zu}\n",
-      optimize ? "optimized" : "plain", static_cast<long long>(batch), o.threads, runs, elapsed,
-      elapsed / runs * 1e3, best * 1e3, runs * batch / elapsed, build_ms, ex.graph().nodes.size());
+      o.quant.empty() ? "fp32" : o.engine.c_str(), optimize ? "optimized" : "plain",
+      static_cast<long long>(batch), o.threads, runs, elapsed, elapsed / runs * 1e3, best * 1e3,
+      runs * batch / elapsed, build_ms, ex.graph().nodes.size());
   std::fflush(stdout);
 }
 
@@ -119,7 +129,11 @@ int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   omp_set_num_threads(o.threads);
   try {
-    const mixq::Graph g = mixq::load_onnx(o.model);
+    mixq::Graph g = mixq::load_onnx(o.model);
+    if (!o.quant.empty())
+      g = mixq::apply_quant(
+          g, mixq::load_quant_config(o.quant), o.quant,
+          o.engine == "int8" ? mixq::WeightForm::int8 : mixq::WeightForm::dequantized);
     mixq::check(g.inputs.size() == 1, o.model, "the benchmark feeds models with one input");
     for (int64_t batch : o.batches) {
       if (o.executor != "plain") bench(g, true, batch, o);
