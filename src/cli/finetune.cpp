@@ -4,15 +4,14 @@
 // DIR/quant.json` gives the final top-1 printed here.
 #include <fmt/format.h>
 
-#include <atomic>
 #include <chrono>
-#include <csignal>
 #include <filesystem>
 #include <iostream>
 
 #include "base/error.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
+#include "cli/train_common.h"
 #include "eval/evaluate.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
@@ -42,26 +41,6 @@ struct FinetuneArgs {
   bool resume = false;
   int64_t max_steps = 0;
 };
-
-std::atomic<bool> g_stop{false};
-
-extern "C" void on_finetune_signal(int) {
-  g_stop.store(true);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
-}
-
-// Per-channel value of black after normalisation, (0 - mean) / std: the crop padding.
-std::vector<float> black_fill(const DataArgs& d, int64_t channels) {
-  const std::vector<float> mean =
-      d.mean.empty() ? std::vector<float>{0.f} : parse_float_list(d.mean, "--mean");
-  const std::vector<float> sd =
-      d.std.empty() ? std::vector<float>{1.f} : parse_float_list(d.std, "--std");
-  std::vector<float> fill(channels);
-  for (int64_t c = 0; c < channels; ++c)
-    fill[c] = -mean[std::min<size_t>(c, mean.size() - 1)] / sd[std::min<size_t>(c, sd.size() - 1)];
-  return fill;
-}
 
 int run_finetune(const FinetuneArgs& a) {
   set_threads(a.threads);
@@ -96,37 +75,13 @@ int run_finetune(const FinetuneArgs& a) {
   o.schedule.kind = parse_schedule(a.schedule);
   o.schedule.lr = a.lr;
   o.schedule.min_lr = a.min_lr;
-  if (a.augment) {
-    o.augment.pad = default_crop_pad(sample[1], sample[2]);
-    o.augment.flip = sample[0] == 3;
-    o.augment.fill = black_fill(a.data, sample[0]);
-  }
+  if (a.augment) o.augment = default_augment(a.data, sample);
   o.checkpoint = a.checkpoint;
   o.checkpoint_minutes = a.checkpoint_minutes;
   o.resume = a.resume;
   o.max_steps = a.max_steps;
-  o.stop = &g_stop;
-  const bool tty = stderr_is_tty();
-  if (tty)
-    o.on_batch = [](const BatchProgress& p) {
-      std::cerr << fmt::format(
-                       "\repoch {}/{}  batch {}/{}  loss {:.4f}  acc {:.2f} %  {:.0f} img/s ",
-                       p.epoch + 1, p.epochs, p.batch, p.batches, p.loss, p.accuracy * 100,
-                       p.images_per_s)
-                << std::flush;
-    };
-  o.on_epoch = [tty](const EpochSummary& s) {
-    if (tty) std::cerr << "\r\033[K" << std::flush;
-    std::string v =
-        s.val_top1 ? fmt::format("  val top-1 {:.2f} % (quantized)", *s.val_top1 * 100) : "";
-    std::cout << fmt::format(
-                     "epoch {:>3}/{}  loss {:.4f}  train top-1 {:.2f} %{}  lr {:.4g}  "
-                     "{:.0f} img/s  {:.1f} s\n",
-                     s.epoch + 1, s.epochs, s.loss, s.accuracy * 100, v, s.lr, s.images_per_s,
-                     s.seconds)
-              << std::flush;
-  };
-  o.on_message = [](const std::string& m) { std::cout << m << "\n" << std::flush; };
+  o.stop = StopOnSignal::flag();
+  set_progress(o, " (quantized)");
 
   QatTrainer qat(model, cfg, q, a.quant);
   std::cout << fmt::format(
@@ -142,27 +97,19 @@ int run_finetune(const FinetuneArgs& a) {
                    o.seed)
             << std::flush;
 
-  g_stop.store(false);
-  auto old_int = std::signal(SIGINT, on_finetune_signal);
-  auto old_term = std::signal(SIGTERM, on_finetune_signal);
   bool done = false;
   const auto t0 = std::chrono::steady_clock::now();
-  try {
+  {
+    StopOnSignal guard;
     done = qat.fit(*train, val.get());
-  } catch (...) {
-    std::signal(SIGINT, old_int);
-    std::signal(SIGTERM, old_term);
-    throw;
   }
-  std::signal(SIGINT, old_int);
-  std::signal(SIGTERM, old_term);
   if (!done) {
     std::cout << fmt::format("stopped at epoch {}, step {}{}; nothing written\n",
                              qat.trainer().epochs_done() + 1, qat.trainer().steps(),
                              a.checkpoint.empty()
                                  ? " (give --checkpoint to be able to resume)"
                                  : "; checkpoint " + a.checkpoint + " (continue with --resume)");
-    return g_stop.load() ? 130 : 0;
+    return StopOnSignal::stopped() ? 130 : 0;
   }
   const QatResult r = qat.result();
   fs::create_directories(a.out);

@@ -3,15 +3,14 @@
 // (opset 13, BatchNormalization folded into the convolutions).
 #include <fmt/format.h>
 
-#include <atomic>
 #include <chrono>
-#include <csignal>
 #include <filesystem>
 #include <iostream>
 
 #include "base/error.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
+#include "cli/train_common.h"
 #include "models/models.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
@@ -44,30 +43,6 @@ struct TrainArgs {
   bool resume = false;
   int64_t max_steps = 0;
 };
-
-std::atomic<bool> g_stop{false};
-
-extern "C" void on_signal(int) {
-  g_stop.store(true);
-  // A second signal ends the process the usual way.
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
-}
-
-// Per-channel value of black after normalisation: (0 - mean) / std.
-std::vector<float> black_fill(const DataArgs& d, int64_t channels) {
-  std::vector<float> mean =
-      d.mean.empty() ? std::vector<float>{0.f} : parse_float_list(d.mean, "--mean");
-  std::vector<float> sd =
-      d.std.empty() ? std::vector<float>{1.f} : parse_float_list(d.std, "--std");
-  std::vector<float> fill(channels);
-  for (int64_t c = 0; c < channels; ++c) {
-    const float m = mean[mean.size() == 1 ? 0 : std::min<size_t>(c, mean.size() - 1)];
-    const float s = sd[sd.size() == 1 ? 0 : std::min<size_t>(c, sd.size() - 1)];
-    fill[c] = -m / s;
-  }
-  return fill;
-}
 
 std::string lr_text(double lr) {
   return fmt::format("{:.4g}", lr);
@@ -144,27 +119,8 @@ int run_train(const TrainArgs& a) {
   o.checkpoint_minutes = a.checkpoint_minutes;
   o.resume = a.resume;
   o.max_steps = a.max_steps;
-  o.stop = &g_stop;
-  const bool tty = stderr_is_tty();
-  if (tty)
-    o.on_batch = [](const BatchProgress& p) {
-      std::cerr << fmt::format(
-                       "\repoch {}/{}  batch {}/{}  loss {:.4f}  acc {:.2f} %  {:.0f} img/s ",
-                       p.epoch + 1, p.epochs, p.batch, p.batches, p.loss, p.accuracy * 100,
-                       p.images_per_s)
-                << std::flush;
-    };
-  o.on_epoch = [tty](const EpochSummary& s) {
-    if (tty) std::cerr << "\r\033[K" << std::flush;
-    std::string val = s.val_top1 ? fmt::format("  val top-1 {:.2f} %", *s.val_top1 * 100) : "";
-    std::cout << fmt::format(
-                     "epoch {:>3}/{}  loss {:.4f}  train top-1 {:.2f} %{}  lr {}  "
-                     "{:.0f} img/s  {:.1f} s\n",
-                     s.epoch + 1, s.epochs, s.loss, s.accuracy * 100, val, lr_text(s.lr),
-                     s.images_per_s, s.seconds)
-              << std::flush;
-  };
-  o.on_message = [](const std::string& m) { std::cout << m << "\n" << std::flush; };
+  o.stop = StopOnSignal::flag();
+  set_progress(o, "");
 
   Trainer trainer(std::move(g), o);
   std::cout << fmt::format(
@@ -182,27 +138,19 @@ int run_train(const TrainArgs& a) {
                    o.seed)
             << std::flush;
 
-  g_stop.store(false);
-  auto old_int = std::signal(SIGINT, on_signal);
-  auto old_term = std::signal(SIGTERM, on_signal);
   bool done = false;
   const auto t0 = std::chrono::steady_clock::now();
-  try {
+  {
+    StopOnSignal guard;
     done = trainer.fit(*train, val.get());
-  } catch (...) {
-    std::signal(SIGINT, old_int);
-    std::signal(SIGTERM, old_term);
-    throw;
   }
-  std::signal(SIGINT, old_int);
-  std::signal(SIGTERM, old_term);
   if (!done) {
     std::cout << fmt::format("stopped at epoch {}, step {}{}; no model written\n",
                              trainer.epochs_done() + 1, trainer.steps(),
                              a.checkpoint.empty()
                                  ? " (give --checkpoint to be able to resume)"
                                  : "; checkpoint " + a.checkpoint + " (continue with --resume)");
-    return g_stop.load() ? 130 : 0;
+    return StopOnSignal::stopped() ? 130 : 0;
   }
   // Built-in models are opset 13; an imported model keeps its own opset.
   Graph trained = trainer.inference_graph(true);

@@ -1,0 +1,85 @@
+#include "cli/train_common.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <iostream>
+
+#include "cli/commands.h"
+
+namespace mixq::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_stop_signal(int) {
+  g_stop.store(true);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
+
+}  // namespace
+
+std::vector<float> black_fill(const DataArgs& d, int64_t channels) {
+  const std::vector<float> mean =
+      d.mean.empty() ? std::vector<float>{0.f} : parse_float_list(d.mean, "--mean");
+  const std::vector<float> sd =
+      d.std.empty() ? std::vector<float>{1.f} : parse_float_list(d.std, "--std");
+  std::vector<float> fill(channels);
+  for (int64_t c = 0; c < channels; ++c)
+    fill[c] = -mean[std::min<size_t>(c, mean.size() - 1)] / sd[std::min<size_t>(c, sd.size() - 1)];
+  return fill;
+}
+
+AugmentOptions default_augment(const DataArgs& d, const Shape& sample) {
+  AugmentOptions a;
+  a.pad = default_crop_pad(sample[1], sample[2]);
+  a.flip = sample[0] == 3;
+  a.fill = black_fill(d, sample[0]);
+  return a;
+}
+
+void set_progress(TrainOptions& o, const std::string& val_label) {
+  const bool tty = stderr_is_tty();
+  if (tty)
+    o.on_batch = [](const BatchProgress& p) {
+      std::cerr << fmt::format(
+                       "\repoch {}/{}  batch {}/{}  loss {:.4f}  acc {:.2f} %  {:.0f} img/s ",
+                       p.epoch + 1, p.epochs, p.batch, p.batches, p.loss, p.accuracy * 100,
+                       p.images_per_s)
+                << std::flush;
+    };
+  o.on_epoch = [tty, val_label](const EpochSummary& s) {
+    if (tty) std::cerr << "\r\033[K" << std::flush;
+    const std::string val =
+        s.val_top1 ? fmt::format("  val top-1 {:.2f} %{}", *s.val_top1 * 100, val_label) : "";
+    std::cout << fmt::format(
+                     "epoch {:>3}/{}  loss {:.4f}  train top-1 {:.2f} %{}  lr {:.4g}  "
+                     "{:.0f} img/s  {:.1f} s\n",
+                     s.epoch + 1, s.epochs, s.loss, s.accuracy * 100, val, s.lr, s.images_per_s,
+                     s.seconds)
+              << std::flush;
+  };
+  o.on_message = [](const std::string& m) { std::cout << m << "\n" << std::flush; };
+}
+
+StopOnSignal::StopOnSignal() {
+  g_stop.store(false);
+  old_int_ = std::signal(SIGINT, on_stop_signal);
+  old_term_ = std::signal(SIGTERM, on_stop_signal);
+}
+
+StopOnSignal::~StopOnSignal() {
+  std::signal(SIGINT, old_int_);
+  std::signal(SIGTERM, old_term_);
+}
+
+const std::atomic<bool>* StopOnSignal::flag() {
+  return &g_stop;
+}
+
+bool StopOnSignal::stopped() {
+  return g_stop.load();
+}
+
+}  // namespace mixq::cli
