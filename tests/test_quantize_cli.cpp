@@ -84,3 +84,19 @@ TEST(QuantizeCli, BadBudgetsAndReusedFoldersFailCleanly) {
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("--calib-data"), std::string::npos) << r.err;
 }
+
+TEST(QuantizeCli, FinetuneWritesTheTrainedModelThatEvalReproduces) {
+  MIXQ_SKIP_UNLESS_EXISTS(kFmnist);
+  TempDir dir;
+  const std::string out = dir.file("ft");
+  const CommandResult r =
+      run_command("OMP_WAIT_POLICY=passive " + kMixq +
+                  " quantize --wbits 4 --abits 4 --finetune 1 --limit 512 --threads 2 -o " + out);
+  ASSERT_EQ(r.status, 0) << r.err;
+  ASSERT_TRUE(std::filesystem::exists(out + "/model.onnx"));
+  EXPECT_EQ(load_quant_config(out + "/quant.json").info.at("finetune").at("epochs"), 1);
+  const CommandResult e = run_command(kMixq + " eval " + out + "/model.onnx --data fmnist:test " +
+                                      "--limit 512 --quant " + out + "/quant.json");
+  ASSERT_EQ(e.status, 0) << e.err;
+  EXPECT_NEAR(number_after(e.out, "top-1    "), number_after(r.out, "top-1    "), 1e-9) << e.out;
+}

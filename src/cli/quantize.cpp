@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/data_args.h"
 #include "cli/quant_args.h"
+#include "cli/train_common.h"
 #include "eval/evaluate.h"
 #include "hw/cost_json.h"
 #include "hw/fpga.h"
@@ -20,6 +21,7 @@
 #include "onnx/export.h"
 #include "onnx/import.h"
 #include "pack/packed.h"
+#include "qat/qat.h"
 #include "quant/apply.h"
 #include "quant/calibrate.h"
 #include "report/report.h"
@@ -31,6 +33,7 @@ namespace {
 struct QuantizeArgs {
   std::string model, calib_spec, out = "mixq-out", budget, candidates = "w2,w4,w8";
   size_t samples = 1024;
+  int64_t finetune = 0;  // epochs of quantization-aware fine-tuning (STE) on the calibration data
   DataArgs data;
   QuantArgs quant;
   int threads = 0;
@@ -106,6 +109,43 @@ nlohmann::json fpga_json(const QuantizeArgs& a, const Graph& g, const QuantConfi
   return hw::cost_json(design, layers, splits, cost, a.model);
 }
 
+// STE fine-tuning under the config (the recipe docs/qat.md measured best), checkpointed in the
+// output folder so an interrupted run resumes; g and cfg become the trained model and config.
+void finetune(const QuantizeArgs& a, const Dataset& train, Graph& g, QuantConfig& cfg) {
+  QatOptions q;
+  q.method = QatMethod::ste;
+  TrainOptions& o = q.train;
+  o.epochs = a.finetune;
+  o.batch_size = 128;
+  o.limit = a.data.limit;
+  o.seed = a.quant.seed;
+  o.optimizer.kind = OptimizerKind::sgd;
+  o.optimizer.momentum = 0.9;
+  o.optimizer.weight_decay = 1e-4;
+  o.schedule.kind = ScheduleKind::cosine;
+  o.schedule.lr = 0.001;
+  o.augment = default_augment(a.data, train.sample_shape());
+  o.checkpoint = a.out + "/finetune.ckpt";
+  o.resume = std::filesystem::exists(o.checkpoint);
+  o.stop = StopOnSignal::flag();
+  set_progress(o, "");
+  std::cout << fmt::format("fine-tuning {} epochs (STE, lr 0.001 cosine) on {}{}\n", o.epochs,
+                           train.description(), o.resume ? ", resuming" : "");
+  QatTrainer qat(g, cfg, q, "config");
+  StopOnSignal guard;
+  check(qat.fit(train), o.checkpoint, "fine-tuning stopped; run the same command to resume");
+  QatResult r = qat.result();
+  g = std::move(r.model);
+  r.config.info = cfg.info;
+  r.config.info["finetune"] = {{"method", "ste"}, {"epochs", a.finetune}};
+  cfg = std::move(r.config);
+  // The trained weights in float, so `mixq eval DIR/model.onnx --quant DIR/quant.json` works.
+  ExportOptions eo;
+  eo.min_opset = g.opset;
+  save_onnx(g, a.out + "/model.onnx", eo);
+  std::cout << "wrote " << a.out << "/model.onnx (fine-tuned, float weights)\n";
+}
+
 int run_quantize(QuantizeArgs a) {
   set_threads(a.threads);
   if (a.model.empty()) {  // the embedded default and Debian's Fashion-MNIST
@@ -135,6 +175,7 @@ int run_quantize(QuantizeArgs a) {
   QuantConfig cfg = a.budget.empty() ? uniform_config(g, uo.abits > 0 ? &stats : nullptr, uo)
                                      : clado_config(a, g, stats, *calib, uo.abits, sens);
   cfg.info["calibration"] = {{"data", calib->description()}, {"samples", stats.samples}};
+  if (a.finetune > 0) finetune(a, *calib, g, cfg);
   Graph q = apply_quant(g, cfg);
   // The file others run holds integer weights behind DequantizeLinear (QDQ); mixq evaluates the
   // same values from float constants.
@@ -187,6 +228,9 @@ void add_quantize(CLI::App& app, Action& action) {
                   "without it, every layer at --wbits");
   cmd->add_option("--candidates", a->candidates,
                   "With --budget: candidates per layer (w2,w4,w8; w4-sp2, w4-msq1.5, ...)");
+  cmd->add_option("--finetune", a->finetune,
+                  "Epochs of quantization-aware fine-tuning (STE) on the calibration data")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000}));
   cmd->add_option("--samples", a->samples, "With --budget: sensitivity samples")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   add_quant_options(cmd, a->quant);
