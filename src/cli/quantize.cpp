@@ -13,7 +13,9 @@
 #include "cli/commands.h"
 #include "cli/data_args.h"
 #include "cli/quant_args.h"
+#include "cli/sweep_rows.h"
 #include "cli/train_common.h"
+#include "data/batch_iterator.h"
 #include "eval/evaluate.h"
 #include "hw/cost_json.h"
 #include "hw/fpga.h"
@@ -33,6 +35,7 @@ namespace {
 struct QuantizeArgs {
   std::string model, calib_spec, out = "mixq-out", budget, candidates = "w2,w4,w8";
   size_t samples = 1024;
+  bool curves = true;    // with --budget and --data: every allocator across sizes, for the report
   int64_t finetune = 0;  // epochs of quantization-aware fine-tuning (STE) on the calibration data
   DataArgs data;
   QuantArgs quant;
@@ -89,6 +92,28 @@ QuantConfig clado_config(const QuantizeArgs& a, const Graph& g, const Activation
                             {"candidates", a.candidates},
                             {"predicted", al.predicted}};
   return cfg;
+}
+
+// Accuracy against size for every allocator on the same measurements (the report's curves):
+// average-bit budgets across the candidates' range, test top-1 of each allocation.
+nlohmann::json curves(const QuantizeArgs& a, const Graph& g, const SensitivityData& d,
+                      const Dataset& calib, const Dataset& test) {
+  const SearchSpace space = search_space_from_header(g, d.header, "sensitivity");
+  double lo = 32, hi = 0;
+  for (const CandidateSpec& c : space.candidates)
+    lo = std::min<double>(lo, c.bits), hi = std::max<double>(hi, c.bits);
+  std::vector<Budget> budgets;
+  for (double b : {2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0})
+    if (b > lo && b < hi)
+      budgets.push_back({Budget::Kind::avg_bits, b, fmt::format("{:g}bits", b), ""});
+  std::cout << fmt::format("accuracy-vs-size curves: {} budgets x 4 allocators\n", budgets.size());
+  const AllocInputs in{&g, &space, &d, nullptr};
+  SweepData sd{&calib, random_subset(calib.size(), d.samples, d.header.value("seed", uint64_t{0})),
+               &test, a.data.batch, a.data.limit};
+  return {{"rows", sweep_rows(in, budgets,
+                              {AllocMethod::uniform, AllocMethod::greedy, AllocMethod::diagonal,
+                               AllocMethod::clado},
+                              IqpOptions{}, sd, nullptr)}};
 }
 
 // The FPGA figures of a config on the device of --device (or of a latency budget).
@@ -175,6 +200,9 @@ int run_quantize(QuantizeArgs a) {
   QuantConfig cfg = a.budget.empty() ? uniform_config(g, uo.abits > 0 ? &stats : nullptr, uo)
                                      : clado_config(a, g, stats, *calib, uo.abits, sens);
   cfg.info["calibration"] = {{"data", calib->description()}, {"samples", stats.samples}};
+  // The curves compare allocators on the measured model, before any fine-tuning.
+  nlohmann::json sweep;
+  if (!a.budget.empty() && test && a.curves) sweep = curves(a, g, sens, *calib, *test);
   if (a.finetune > 0) finetune(a, *calib, g, cfg);
   Graph q = apply_quant(g, cfg);
   // The file others run holds integer weights behind DequantizeLinear (QDQ); mixq evaluates the
@@ -193,6 +221,7 @@ int run_quantize(QuantizeArgs a) {
   report.model = a.model;
   report.config = &cfg;
   if (!a.budget.empty()) report.omega = &sens, report.facts["budget"] = a.budget;
+  report.sweep = std::move(sweep);
   report.facts["average weight bits"] = fmt::format("{:.2f}", average_weight_bits(g, cfg, layers));
   report.facts["weights"] = fmt::format("{:.1f} KB", weight_bytes(g, cfg) / 1024);
   report.hw = fpga_json(a, g, cfg);
@@ -231,6 +260,9 @@ void add_quantize(CLI::App& app, Action& action) {
   cmd->add_option("--finetune", a->finetune,
                   "Epochs of quantization-aware fine-tuning (STE) on the calibration data")
       ->check(CLI::Range(int64_t{0}, int64_t{1000}));
+  cmd->add_flag("--curves,!--no-curves", a->curves,
+                "With --budget and --data: accuracy-vs-size curves of every allocator in the "
+                "report (default on)");
   cmd->add_option("--samples", a->samples, "With --budget: sensitivity samples")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   add_quant_options(cmd, a->quant);

@@ -13,6 +13,7 @@
 #include "base/file_io.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
+#include "cli/sweep_rows.h"
 #include "data/batch_iterator.h"
 #include "eval/correlation.h"
 #include "eval/evaluate.h"
@@ -36,20 +37,6 @@ struct SweepArgs {
   int threads = 0;
   uint64_t seed = 0;
 };
-
-// Mean loss over the sensitivity subset minus the file's L0.
-double measured_increase(const Graph& g, const QuantConfig& cfg, const Dataset& sens,
-                         const std::vector<size_t>& subset, double L0, size_t batch) {
-  Executor ex(apply_quant(g, cfg), Impl::fast, true);
-  Metrics m;
-  for (size_t first = 0; first < subset.size(); first += batch) {
-    std::vector<size_t> idx(subset.begin() + first,
-                            subset.begin() + std::min(subset.size(), first + batch));
-    Batch b = sens.get(idx);
-    m.add(ex.run({b.images})[0], b.labels, g.source);
-  }
-  return m.result().loss - L0;
-}
 
 int run_sweep(const SweepArgs& a) {
   set_threads(a.threads);
@@ -94,52 +81,10 @@ int run_sweep(const SweepArgs& a) {
   AllocInputs in{&g, &space, &d, hawq_diag.empty() ? nullptr : &hawq_diag};
   IqpOptions o;
   o.time_limit_s = a.time_limit;
-  nlohmann::json rows = nlohmann::json::array();
   std::string csv =
       "method,budget,avg_bits,weight_kb,predicted,measured,test_top1,solver,seconds\n";
-  std::vector<QuantLayer> searched;
-  for (int i : space.searched) searched.push_back(space.all[i]);
-  for (const Budget& b : budgets)
-    for (AllocMethod m : methods) {
-      Allocation al = allocate(in, m, {b}, o);
-      nlohmann::json row = {{"method", al.method}, {"budget", b.text}};
-      if (!al.feasible) {
-        row["feasible"] = false;
-        rows.push_back(row);
-        csv += fmt::format("{},{},,,,,,infeasible,\n", al.method, b.text);
-        continue;
-      }
-      QuantConfig cfg = allocation_config(in, al);
-      const double measured = measured_increase(g, cfg, *sens, subset, d.L0(), a.data.batch);
-      Executor ex(apply_quant(g, cfg), Impl::fast, true);
-      EvalOptions eo;
-      eo.batch_size = a.data.batch;
-      eo.limit = a.data.limit;
-      EvalResult r = evaluate(ex, *test, eo);
-      const double bits = average_weight_bits(g, cfg, searched);
-      const std::string status =
-          m == AllocMethod::uniform || m == AllocMethod::greedy ? "-" : to_string(al.solver.status);
-      row.update({{"feasible", true},
-                  {"avg_bits", bits},
-                  {"weight_kb", weight_bytes(g, cfg) / 1024},
-                  {"predicted",
-                   std::isnan(al.predicted) ? nlohmann::json() : nlohmann::json(al.predicted)},
-                  {"measured", measured},
-                  {"test_top1", r.top1 * 100},
-                  {"solver", status},
-                  {"solver_seconds", al.solver.seconds},
-                  {"uniform_bits", al.uniform_bits},
-                  {"choice", al.choice}});
-      rows.push_back(row);
-      csv += fmt::format("{},{},{:.3f},{:.1f},{},{:.5f},{:.2f},{},{:.3f}\n", al.method, b.text,
-                         bits, weight_bytes(g, cfg) / 1024,
-                         std::isnan(al.predicted) ? "" : fmt::format("{:.5f}", al.predicted),
-                         measured, r.top1 * 100, status, al.solver.seconds);
-      std::cerr << fmt::format(
-          "{:<10} {:<8} {:.2f} bits  predicted {:>9}  measured {:.5f}  top-1 {:.2f} %\n", al.method,
-          b.text, bits, std::isnan(al.predicted) ? "-" : fmt::format("{:.5f}", al.predicted),
-          measured, r.top1 * 100);
-    }
+  SweepData sd{sens.get(), subset, test.get(), a.data.batch, a.data.limit};
+  const nlohmann::json rows = sweep_rows(in, budgets, methods, o, sd, &csv);
   nlohmann::json out = {{"sensitivity", a.omega}, {"model", model}, {"rows", rows}};
   if (!hawq_json.is_null()) out["hawq"] = hawq_json;
   if (a.random > 0) {
