@@ -57,20 +57,15 @@ IqpProblem make_problem(const AllocInputs& in, const std::vector<Budget>& budget
   return p;
 }
 
+// Greedy: every layer at its widest candidate, then while a budget is exceeded, the move to any
+// cheaper candidate (in that budget) with the least single-layer loss increase per unit saved.
 std::vector<int> greedy(const IqpProblem& p, const SensitivityData& d, const SearchSpace& space) {
   const size_t L = space.num_searched(), C = space.num_candidates();
-  // Candidates ordered from most to fewest bits.
-  std::vector<int> order(C);
-  for (size_t c = 0; c < C; ++c) order[c] = static_cast<int>(c);
-  std::sort(order.begin(), order.end(),
-            [&](int a, int b) { return space.candidates[a].bits > space.candidates[b].bits; });
-  std::vector<size_t> pos(L, 0);
-  auto choice = [&] {
-    std::vector<int> ch(L);
-    for (size_t s = 0; s < L; ++s) ch[s] = order[pos[s]];
-    return ch;
-  };
-  auto violated = [&](const std::vector<int>& ch) -> int {
+  int widest = 0;
+  for (size_t c = 1; c < C; ++c)
+    if (space.candidates[c].bits > space.candidates[widest].bits) widest = static_cast<int>(c);
+  std::vector<int> ch(L, widest);
+  auto violated = [&]() -> int {
     for (size_t k = 0; k < p.budgets.size(); ++k) {
       double used = 0;
       for (size_t s = 0; s < L; ++s) used += p.costs[k][s * C + ch[s]];
@@ -78,23 +73,24 @@ std::vector<int> greedy(const IqpProblem& p, const SensitivityData& d, const Sea
     }
     return -1;
   };
-  for (;;) {
-    std::vector<int> ch = choice();
-    const int k = violated(ch);
+  // Each move lowers the violated budget's cost; with several budgets moves could undo each
+  // other, so the number of moves is bounded.
+  for (size_t moves = 0; moves <= 4 * L * C * std::max<size_t>(1, p.budgets.size()); ++moves) {
+    const int k = violated();
     if (k < 0) return ch;
     double best = std::numeric_limits<double>::infinity();
-    int best_s = -1;
-    for (size_t s = 0; s < L; ++s) {
-      if (pos[s] + 1 >= C) continue;
-      const int cur = order[pos[s]], nxt = order[pos[s] + 1];
-      const double saved = p.costs[k][s * C + cur] - p.costs[k][s * C + nxt];
-      if (saved <= 0) continue;
-      const double rate = (d.single_delta(s, nxt) - d.single_delta(s, cur)) / saved;
-      if (rate < best) best = rate, best_s = static_cast<int>(s);
-    }
+    int best_s = -1, best_c = -1;
+    for (size_t s = 0; s < L; ++s)
+      for (size_t c = 0; c < C; ++c) {
+        const double saved = p.costs[k][s * C + ch[s]] - p.costs[k][s * C + c];
+        if (saved <= 0) continue;
+        const double rate = (d.single_delta(s, c) - d.single_delta(s, ch[s])) / saved;
+        if (rate < best) best = rate, best_s = static_cast<int>(s), best_c = static_cast<int>(c);
+      }
     if (best_s < 0) return {};  // nothing left to lower: infeasible
-    ++pos[best_s];
+    ch[best_s] = best_c;
   }
+  return {};
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 // Bit allocators over one set of sensitivity measurements:
 //   uniform   every searched layer at the largest integer bit-width the budget allows
 //             (fixed-point, any 2..8 bits, outside the candidate set: "uniform-equivalent")
-//   greedy    from the widest candidate, lower the layer with the least single-layer loss per
-//             bit saved until the budget holds
+//   greedy    from the widest candidate, move the layer whose step to any cheaper candidate (in
+//             the exceeded budget) costs the least single-layer loss per unit saved, until
+//             every budget holds
 //   diagonal  the IQP with Omega's diagonal only (independent layers, HAWQ-like assumption)
 //   clado     the IQP with the full Omega (cross-layer terms), solved exactly
 //   clado-psd the same with Omega projected onto the PSD cone first (the reference code)
