@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/file_io.h"
 #include "cli/commands.h"
+#include "cli/hw_args.h"
 #include "hw/cost_json.h"
 #include "hw/fit.h"
 #include "hw/fpga.h"
@@ -119,27 +120,11 @@ void add_hw(CLI::App& app, Action& action) {
                    ->check(CLI::IsMember(hw::arch_names()));
   model->excludes(arch);
   cmd->add_option("--quant", a->quant, "Quantization config: rows' schemes and bits");
-  cmd->add_option("--device", a->device, "FPGA (see --list-devices)")
-      ->check(CLI::Validator(
-          [](std::string& s) {
-            return hw::find_device(s)
-                       ? std::string()
-                       : "unknown device '" + s + "' (devices: " + hw::device_names() + ")";
-          },
-          "DEVICE"));
+  cmd->add_option("--device", a->device, "FPGA (see --list-devices)")->check(device_validator());
   cmd->add_option("--ratio", a->ratio,
                   "fixed:SP2 rows, e.g. 1:1.5 (default: the device's balanced ratio; 0: "
                   "fixed-only)")
-      ->check(CLI::Validator(
-          [](std::string& s) {
-            try {
-              hw::parse_ratio(s, "");
-              return std::string();
-            } catch (const Error& e) {
-              return std::string(e.what());
-            }
-          },
-          "RATIO"));
+      ->check(ratio_validator());
   cmd->add_option("--wbits", a->wbits, "Weight bits of a uniform design (no --quant)")
       ->check(CLI::Range(2, 8))
       ->capture_default_str();

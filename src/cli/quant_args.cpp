@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/hw_args.h"
 #include "hw/fpga.h"
 
 namespace mixq::cli {
@@ -30,24 +31,9 @@ void add_quant_options(CLI::App* cmd, QuantArgs& a) {
   cmd->add_option("--seed", a.seed, "Seed of every random choice");
   auto* ratio =
       cmd->add_option("--ratio", a.ratio, "MSQ rows fixed:shift per layer, e.g. 1:1.5 (0: none)")
-          ->check(CLI::Validator(
-              [](std::string& s) {
-                try {
-                  hw::parse_ratio(s, "");
-                  return std::string();
-                } catch (const Error& e) {
-                  return std::string(e.what());
-                }
-              },
-              "RATIO"));
+          ->check(ratio_validator());
   cmd->add_option("--device", a.device, "MSQ rows at the FPGA's balanced ratio (mixq hw)")
-      ->check(CLI::Validator(
-          [](std::string& s) {
-            return hw::find_device(s)
-                       ? std::string()
-                       : "unknown device '" + s + "' (devices: " + hw::device_names() + ")";
-          },
-          "DEVICE"))
+      ->check(device_validator())
       ->excludes(ratio);
   cmd->add_option("--shift-scheme", a.shift_scheme, "Scheme of the MSQ shift rows: sp2 or pot")
       ->check(CLI::IsMember({"sp2", "pot"}));
