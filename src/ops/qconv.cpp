@@ -134,6 +134,11 @@ class QConvDnnl : public Kernel {
     dnnl::convolution_forward prim;
     dnnl::memory src, wei, dst;
     Tensor q, y;  // u8 NHWC codes, f32 NHWC sums scaled
+    // At qmax 255 a oneDNN reorder quantizes and transposes in one pass (it rounds half to
+    // even and saturates to 0..255, as FakeQuant does); otherwise the loop below.
+    dnnl::reorder quantize;
+    dnnl::memory x_plain, y_plain;  // f32 NCHW input and output views
+    dnnl::reorder to_nchw;
   };
 
   Plan& plan(const Checked& k) {
@@ -168,39 +173,51 @@ class QConvDnnl : public Kernel {
     pl.y = Tensor(DType::f32, {k.n, k.oh, k.ow, k.o});
     pl.src = dnnl::memory(pd.src_desc(), eng, pl.q.raw());
     pl.dst = dnnl::memory(pd.dst_desc(), eng, pl.y.raw());
+    pl.x_plain = dnnl::memory(dnnl::memory::desc(src_d, dt::f32, tag::nchw), eng, nullptr);
+    pl.y_plain = dnnl::memory(dnnl::memory::desc(dst_d, dt::f32, tag::nchw), eng, nullptr);
+    if (p_.qmax == 255) {
+      dnnl::primitive_attr qa;
+      qa.set_output_scales(0, {1.0f / p_.scale});
+      pl.quantize = dnnl::reorder(dnnl::reorder::primitive_desc(pl.x_plain, pl.src, qa));
+    }
+    pl.to_nchw = dnnl::reorder(pl.dst, pl.y_plain);
     return plans_.emplace(key, std::move(pl)).first->second;
   }
 
   void run(const Checked& k, Tensor& out) {
     Plan& pl = plan(k);
-    // NCHW float -> NHWC codes.
-    const float* x = k.x->data<float>();
-    uint8_t* q = pl.q.data<uint8_t>();
-    const float qmax = static_cast<float>(p_.qmax), s = p_.scale;
-    const int64_t hw = k.h * k.w;
+    auto& st = dnnl_util::stream();
+    if (pl.quantize) {
+      dnnl_util::bind(pl.x_plain, *k.x);
+      pl.quantize.execute(st, pl.x_plain, pl.src);
+    } else {  // NCHW float -> NHWC codes
+      const float* x = k.x->data<float>();
+      uint8_t* q = pl.q.data<uint8_t>();
+      const float qmax = static_cast<float>(p_.qmax), s = p_.scale;
+      const int64_t hw = k.h * k.w;
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < k.n; ++n)
-      for (int64_t c = 0; c < k.c; ++c) {
-        const float* src = x + (n * k.c + c) * hw;
-        uint8_t* dst = q + n * hw * k.c + c;
-        for (int64_t i = 0; i < hw; ++i) dst[i * k.c] = quantize(src[i], s, qmax);
-      }
-    pl.prim.execute(dnnl_util::stream(),
+      for (int64_t n = 0; n < k.n; ++n)
+        for (int64_t c = 0; c < k.c; ++c) {
+          const float* src = x + (n * k.c + c) * hw;
+          uint8_t* dst = q + n * hw * k.c + c;
+          for (int64_t i = 0; i < hw; ++i) dst[i * k.c] = quantize(src[i], s, qmax);
+        }
+    }
+    pl.prim.execute(st,
                     {{DNNL_ARG_SRC, pl.src}, {DNNL_ARG_WEIGHTS, pl.wei}, {DNNL_ARG_DST, pl.dst}});
-    dnnl_util::stream().wait();
-    // NHWC sums -> NCHW output, plus bias.
     ensure(out, DType::f32, {k.n, k.o, k.oh, k.ow});
-    const float* y = pl.y.data<float>();
+    dnnl_util::bind(pl.y_plain, out);
+    pl.to_nchw.execute(st, pl.dst, pl.y_plain);
+    st.wait();
+    if (!k.bias) return;
+    const float* b = k.bias->data<float>();
     float* o = out.data<float>();
-    const float* b = k.bias ? k.bias->data<float>() : nullptr;
     const int64_t ohw = k.oh * k.ow;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t n = 0; n < k.n; ++n)
       for (int64_t c = 0; c < k.o; ++c) {
-        const float* src = y + n * ohw * k.o + c;
         float* dst = o + (n * k.o + c) * ohw;
-        const float bias = b ? b[c] : 0.0f;
-        for (int64_t i = 0; i < ohw; ++i) dst[i] = src[i * k.o] + bias;
+        for (int64_t i = 0; i < ohw; ++i) dst[i] += b[c];
       }
   }
 
