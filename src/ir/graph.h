@@ -16,10 +16,10 @@ namespace mixq {
 struct Value {
   std::string name;
   DType dtype = DType::f32;
-  Shape shape;                      // as declared or inferred; may be empty when unknown
-  bool shape_known = false;         // shape is meaningful (rank known)
-  std::optional<Tensor> constant;   // initializers and folded constants
-  int producer = -1;                // node index, -1 for inputs and constants
+  Shape shape;                     // as declared or inferred; may be empty when unknown
+  bool shape_known = false;        // shape is meaningful (rank known)
+  std::optional<Tensor> constant;  // initializers and folded constants
+  int producer = -1;               // node index, -1 for inputs and constants
 };
 
 using Attribute = std::variant<int64_t, float, std::string, std::vector<int64_t>,

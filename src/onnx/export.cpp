@@ -14,14 +14,22 @@ namespace {
 int onnx_dtype(DType t) {
   using TP = onnx::TensorProto;
   switch (t) {
-    case DType::f32: return TP::FLOAT;
-    case DType::f64: return TP::DOUBLE;
-    case DType::i64: return TP::INT64;
-    case DType::i32: return TP::INT32;
-    case DType::i16: return TP::INT16;
-    case DType::i8: return TP::INT8;
-    case DType::u8: return TP::UINT8;
-    case DType::boolean: return TP::BOOL;
+    case DType::f32:
+      return TP::FLOAT;
+    case DType::f64:
+      return TP::DOUBLE;
+    case DType::i64:
+      return TP::INT64;
+    case DType::i32:
+      return TP::INT32;
+    case DType::i16:
+      return TP::INT16;
+    case DType::i8:
+      return TP::INT8;
+    case DType::u8:
+      return TP::UINT8;
+    case DType::boolean:
+      return TP::BOOL;
   }
   return TP::UNDEFINED;
 }

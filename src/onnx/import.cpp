@@ -22,14 +22,22 @@ namespace {
 DType dtype_from_onnx(int t, const std::string& where) {
   using TP = onnx::TensorProto;
   switch (t) {
-    case TP::FLOAT: return DType::f32;
-    case TP::DOUBLE: return DType::f64;
-    case TP::INT64: return DType::i64;
-    case TP::INT32: return DType::i32;
-    case TP::INT16: return DType::i16;
-    case TP::INT8: return DType::i8;
-    case TP::UINT8: return DType::u8;
-    case TP::BOOL: return DType::boolean;
+    case TP::FLOAT:
+      return DType::f32;
+    case TP::DOUBLE:
+      return DType::f64;
+    case TP::INT64:
+      return DType::i64;
+    case TP::INT32:
+      return DType::i32;
+    case TP::INT16:
+      return DType::i16;
+    case TP::INT8:
+      return DType::i8;
+    case TP::UINT8:
+      return DType::u8;
+    case TP::BOOL:
+      return DType::boolean;
     default:
       throw Error(where, "unsupported tensor element type " +
                              TP::DataType_Name(static_cast<TP::DataType>(t)));
@@ -58,13 +66,20 @@ Shape shape_from_type(const onnx::TypeProto& type, bool* known) {
 Attribute attribute_from_proto(const onnx::AttributeProto& a, const std::string& where) {
   using AP = onnx::AttributeProto;
   switch (a.type()) {
-    case AP::INT: return a.i();
-    case AP::FLOAT: return a.f();
-    case AP::STRING: return a.s();
-    case AP::INTS: return std::vector<int64_t>(a.ints().begin(), a.ints().end());
-    case AP::FLOATS: return std::vector<float>(a.floats().begin(), a.floats().end());
-    case AP::STRINGS: return std::vector<std::string>(a.strings().begin(), a.strings().end());
-    case AP::TENSOR: return tensor_from_proto(a.t(), where + " attribute '" + a.name() + "'");
+    case AP::INT:
+      return a.i();
+    case AP::FLOAT:
+      return a.f();
+    case AP::STRING:
+      return a.s();
+    case AP::INTS:
+      return std::vector<int64_t>(a.ints().begin(), a.ints().end());
+    case AP::FLOATS:
+      return std::vector<float>(a.floats().begin(), a.floats().end());
+    case AP::STRINGS:
+      return std::vector<std::string>(a.strings().begin(), a.strings().end());
+    case AP::TENSOR:
+      return tensor_from_proto(a.t(), where + " attribute '" + a.name() + "'");
     default:
       throw Error(where, "attribute '" + a.name() + "' has unsupported type " +
                              AP::AttributeType_Name(a.type()));
@@ -98,14 +113,30 @@ Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& wher
     return t;
   }
   switch (dt) {
-    case DType::f32: copy_typed<float>(t, proto.float_data(), where); break;
-    case DType::f64: copy_typed<double>(t, proto.double_data(), where); break;
-    case DType::i64: copy_typed<int64_t>(t, proto.int64_data(), where); break;
-    case DType::i32: copy_typed<int32_t>(t, proto.int32_data(), where); break;
-    case DType::i16: copy_typed<int16_t>(t, proto.int32_data(), where); break;
-    case DType::i8: copy_typed<int8_t>(t, proto.int32_data(), where); break;
-    case DType::u8: copy_typed<uint8_t>(t, proto.int32_data(), where); break;
-    case DType::boolean: copy_typed<bool>(t, proto.int32_data(), where); break;
+    case DType::f32:
+      copy_typed<float>(t, proto.float_data(), where);
+      break;
+    case DType::f64:
+      copy_typed<double>(t, proto.double_data(), where);
+      break;
+    case DType::i64:
+      copy_typed<int64_t>(t, proto.int64_data(), where);
+      break;
+    case DType::i32:
+      copy_typed<int32_t>(t, proto.int32_data(), where);
+      break;
+    case DType::i16:
+      copy_typed<int16_t>(t, proto.int32_data(), where);
+      break;
+    case DType::i8:
+      copy_typed<int8_t>(t, proto.int32_data(), where);
+      break;
+    case DType::u8:
+      copy_typed<uint8_t>(t, proto.int32_data(), where);
+      break;
+    case DType::boolean:
+      copy_typed<bool>(t, proto.int32_data(), where);
+      break;
   }
   return t;
 }

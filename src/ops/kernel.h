@@ -25,8 +25,7 @@ class Kernel {
   // gradients of the inputs into gin[i] (sized with ensure(); overwritten, not accumulated;
   // gin[i] nullptr: not needed). A kernel may keep state from its last forward for this
   // (batch statistics, dropout masks). The default throws Error: no backward for this op.
-  virtual void backward(const std::vector<const Tensor*>& in,
-                        const std::vector<const Tensor*>& out,
+  virtual void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>& out,
                         const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin);
   // True when backward() is implemented.
   virtual bool has_backward() const { return false; }

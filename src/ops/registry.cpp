@@ -50,7 +50,9 @@ const Registry::Entry* Registry::find(const std::string& op_type) const {
   return nullptr;
 }
 
-bool Registry::supports(const std::string& op_type) const { return find(op_type) != nullptr; }
+bool Registry::supports(const std::string& op_type) const {
+  return find(op_type) != nullptr;
+}
 
 std::vector<std::string> Registry::op_types() const {
   std::vector<std::string> names;

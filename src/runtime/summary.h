@@ -15,7 +15,7 @@ struct NodeSummary {
   Shape output_shape;               // first output
   int64_t params = 0;               // elements of constant inputs (weights, biases)
   int64_t weight_bytes = 0;
-  int64_t macs = 0;                 // per sample
+  int64_t macs = 0;  // per sample
   bool supported = true;
 };
 

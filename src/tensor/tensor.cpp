@@ -12,27 +12,39 @@ namespace mixq {
 size_t dtype_size(DType t) {
   switch (t) {
     case DType::f64:
-    case DType::i64: return 8;
+    case DType::i64:
+      return 8;
     case DType::f32:
-    case DType::i32: return 4;
-    case DType::i16: return 2;
+    case DType::i32:
+      return 4;
+    case DType::i16:
+      return 2;
     case DType::i8:
     case DType::u8:
-    case DType::boolean: return 1;
+    case DType::boolean:
+      return 1;
   }
   return 1;
 }
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::f32: return "float32";
-    case DType::f64: return "float64";
-    case DType::i64: return "int64";
-    case DType::i32: return "int32";
-    case DType::i16: return "int16";
-    case DType::i8: return "int8";
-    case DType::u8: return "uint8";
-    case DType::boolean: return "bool";
+    case DType::f32:
+      return "float32";
+    case DType::f64:
+      return "float64";
+    case DType::i64:
+      return "int64";
+    case DType::i32:
+      return "int32";
+    case DType::i16:
+      return "int16";
+    case DType::i8:
+      return "int8";
+    case DType::u8:
+      return "uint8";
+    case DType::boolean:
+      return "bool";
   }
   return "?";
 }
@@ -65,7 +77,8 @@ std::shared_ptr<std::byte[]> allocate(size_t bytes) {
   void* p = std::aligned_alloc(64, rounded);
   if (!p) throw std::bad_alloc();
   std::memset(p, 0, rounded);
-  return std::shared_ptr<std::byte[]>(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
+  return std::shared_ptr<std::byte[]>(static_cast<std::byte*>(p),
+                                      [](std::byte* q) { std::free(q); });
 }
 }  // namespace
 
@@ -93,20 +106,29 @@ Tensor Tensor::clone() const {
 
 void Tensor::check_dtype(DType want) const {
   if (want != dtype_)
-    throw Error("tensor", std::string("expected ") + dtype_name(want) + ", got " + dtype_name(dtype_));
+    throw Error("tensor",
+                std::string("expected ") + dtype_name(want) + ", got " + dtype_name(dtype_));
 }
 
 double Tensor::get_double(int64_t i) const {
   const void* p = raw();
   switch (dtype_) {
-    case DType::f32: return static_cast<const float*>(p)[i];
-    case DType::f64: return static_cast<const double*>(p)[i];
-    case DType::i64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
-    case DType::i32: return static_cast<const int32_t*>(p)[i];
-    case DType::i16: return static_cast<const int16_t*>(p)[i];
-    case DType::i8: return static_cast<const int8_t*>(p)[i];
-    case DType::u8: return static_cast<const uint8_t*>(p)[i];
-    case DType::boolean: return static_cast<const bool*>(p)[i] ? 1.0 : 0.0;
+    case DType::f32:
+      return static_cast<const float*>(p)[i];
+    case DType::f64:
+      return static_cast<const double*>(p)[i];
+    case DType::i64:
+      return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+    case DType::i32:
+      return static_cast<const int32_t*>(p)[i];
+    case DType::i16:
+      return static_cast<const int16_t*>(p)[i];
+    case DType::i8:
+      return static_cast<const int8_t*>(p)[i];
+    case DType::u8:
+      return static_cast<const uint8_t*>(p)[i];
+    case DType::boolean:
+      return static_cast<const bool*>(p)[i] ? 1.0 : 0.0;
   }
   return 0;
 }

@@ -11,7 +11,9 @@
 namespace mixq::test {
 namespace {
 
-bool is_float(DType t) { return t == DType::f32 || t == DType::f64; }
+bool is_float(DType t) {
+  return t == DType::f32 || t == DType::f64;
+}
 
 Tensor convert(const Tensor& t, DType to) {
   if (t.dtype() == to || !is_float(t.dtype())) return t.clone();
@@ -80,8 +82,8 @@ Run analytic(const OpSpec& spec, DType dtype, Impl impl, uint32_t seed, double* 
   Executor ex(b.g, impl);
   auto env = ex.environment();
   for (size_t k = 0; k < b.diff_inputs.size(); ++k)
-    env[b.diff_inputs[k]] = inputs_override ? (*inputs_override)[k]
-                                            : convert(spec.inputs[b.diff_index[k]], dtype);
+    env[b.diff_inputs[k]] =
+        inputs_override ? (*inputs_override)[k] : convert(spec.inputs[b.diff_index[k]], dtype);
   ex.run_range(env);
   std::vector<Tensor> genv(b.g.values.size());
   double loss = 0;
@@ -138,8 +140,7 @@ GradCheckResult grad_check(const OpSpec& spec, uint32_t seed) {
       analytic(spec, DType::f64, Impl::reference, seed, &lm, &minus);
       const double num = (lp - lm) / (2 * eps);
       const double ana = a.grads[k].get_double(i);
-      const double rel =
-          std::fabs(ana - num) / std::max({std::fabs(ana), std::fabs(num), 1e-4});
+      const double rel = std::fabs(ana - num) / std::max({std::fabs(ana), std::fabs(num), 1e-4});
       if (rel > res.max_rel_error) {
         res.max_rel_error = rel;
         res.worst = "input " + std::to_string(b.diff_index[k]) + " element " + std::to_string(i) +
