@@ -128,7 +128,7 @@ TEST(Allocate, BudgetsParseAndLinearize) {
   Fixture f;
   // A byte budget equal to the all-8-bit model admits exactly the all-w8 assignment.
   QuantConfig all8 = assignment_config(f.g, f.space, {2, 2, 2, 2}, nullptr);
-  Budget bytes{Budget::Kind::bytes, weight_bytes(f.g, all8), "exact"};
+  Budget bytes{Budget::Kind::bytes, weight_bytes(f.g, all8), "exact", ""};
   LinearBudget lb = linearize(bytes, f.g, f.space);
   double used = 0;
   for (size_t s = 0; s < 4; ++s) used += lb.costs[s * 3 + 2];

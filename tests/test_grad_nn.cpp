@@ -47,7 +47,10 @@ OpSpec spec(const std::string& op, std::vector<Tensor> inputs, Attrs attrs = {},
 
 std::string shapes_of(const OpSpec& s) {
   std::string r;
-  for (const Tensor& t : s.inputs) r += (r.empty() ? "" : " ") + shape_str(t.shape());
+  for (const Tensor& t : s.inputs) {
+    if (!r.empty()) r += " ";
+    r += shape_str(t.shape());
+  }
   return r;
 }
 

@@ -61,7 +61,9 @@ TEST(Robustness, KilledSensitivityRunResumesToTheSameOmega) {
     if (r.status == 0) break;  // finished before the kill: fine too
     EXPECT_EQ(r.status, 128 + 9) << r.err;
     // Writes go to a temporary file renamed into place: the checkpoint, if any, is whole.
-    if (std::filesystem::exists(part)) EXPECT_NO_THROW(load_sensitivity(part));
+    if (std::filesystem::exists(part)) {
+      EXPECT_NO_THROW(load_sensitivity(part));
+    }
   }
   const CommandResult done =
       run_command(env + base + part + (std::filesystem::exists(part) ? " --resume" : ""));

@@ -19,7 +19,10 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   fs::path target(path);
   fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   check(fs::is_directory(dir), path, "folder " + dir.string() + " does not exist");
-  std::string tmpl = (dir / ("." + target.filename().string() + ".XXXXXX")).string();
+  std::string name = ".";
+  name += target.filename().string();
+  name += ".XXXXXX";
+  std::string tmpl = (dir / name).string();
   int fd = mkstemp(tmpl.data());
   check(fd >= 0, path, std::string("cannot create a temporary file: ") + std::strerror(errno));
   size_t done = 0;
