@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "dist/world.h"
 
 namespace mixq {
 namespace cli {
@@ -74,6 +75,12 @@ int cli_main(int argc, char** argv) {
     std::cerr << "mixq: error: " << e.what() << " (see mixq --help)\n";
     return 2;
   }
+  // Only the sensitivity measurement shards its work; other commands would just run N times.
+  if (dist::launched_by_mpi() && std::string(argv[1]) != "sensitivity") {
+    std::cerr << "mixq: error: " << argv[1]
+              << " does not run under mpirun (only sensitivity is distributed)\n";
+    return 2;
+  }
   try {
     return action ? action() : 0;
   } catch (const Error& e) {
@@ -83,6 +90,8 @@ int cli_main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::cerr << "mixq: error: " << e.what() << "\n";
   }
+  // A rank that fails alone would leave the others waiting for it.
+  if (dist::launched_by_mpi()) dist::World::get().abort(1);
   return 1;
 }
 

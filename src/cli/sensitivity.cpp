@@ -2,6 +2,9 @@
 // pair loss measurements and Omega, checkpointed after every unit of work (--resume continues).
 #include <fmt/format.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -9,6 +12,7 @@
 #include "base/file_io.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
+#include "dist/world.h"
 #include "onnx/import.h"
 #include "search/sensitivity.h"
 
@@ -25,8 +29,16 @@ struct SensitivityArgs {
   bool resume = false, include_edges = false;
 };
 
+// Under mpirun each rank measures its shard into its own checkpoint next to the output.
+std::string shard_path(const std::string& out, const dist::World& w) {
+  return fmt::format("{}.rank{}-of-{}", out, w.rank(), w.size());
+}
+
 int run_sensitivity(const SensitivityArgs& a) {
-  set_threads(a.threads);
+  const dist::World& world = dist::World::get();
+  // Ranks on one host share its cores rather than each taking all of them.
+  const int local = std::max(world.local_size(), 1);
+  set_threads(a.threads > 0 || local == 1 ? a.threads : std::max(1, omp_get_num_procs() / local));
   auto candidates = parse_candidates(a.candidates, "--candidates");
   SensitivityOptions o;
   o.samples = a.samples;
@@ -46,11 +58,26 @@ int run_sensitivity(const SensitivityArgs& a) {
   } else {
     check(a.pairs == "all", "--pairs", "expected all, none or window:K");
   }
-  o.checkpoint = a.out;
+  o.checkpoint = world.distributed() ? shard_path(a.out, world) : a.out;
   o.resume = a.resume;
+  o.rank = world.rank();
+  o.ranks = world.size();
   check(a.resume || !std::filesystem::exists(a.out), a.out,
         "exists; pass --resume to continue it or remove it");
-  o.progress = [](const std::string& line) { std::cerr << line << "\n"; };
+  check(a.resume || !std::filesystem::exists(o.checkpoint), o.checkpoint,
+        "exists; pass --resume to continue it or remove it");
+  // A finished distributed run left only the merged file: its units count as done. Its
+  // counters stay with rank 0 so the next merge does not count them once per rank.
+  if (a.resume && world.distributed() && !std::filesystem::exists(o.checkpoint) &&
+      std::filesystem::exists(a.out)) {
+    SensitivityData merged = load_sensitivity(a.out);
+    if (world.rank() != 0)
+      merged.executed_macs = merged.naive_macs = merged.evaluations = merged.seconds = 0;
+    save_sensitivity(merged, o.checkpoint);
+  }
+  const std::string who =
+      world.distributed() ? fmt::format("rank {}/{}: ", world.rank(), world.size()) : "";
+  o.progress = [who](const std::string& line) { std::cerr << who << line << "\n"; };
   auto data = open_data(a.data);
   Graph g = load_onnx(a.model);
   SearchSpace space = make_search_space(g, candidates, a.include_edges, a.abits);
@@ -60,6 +87,21 @@ int run_sensitivity(const SensitivityArgs& a) {
   oo.seed = a.seed + 1;  // its own subset, independent of the sensitivity set
   ActivationStats stats = observe_activations(g, *data, oo);
   SensitivityData d = measure_sensitivity(g, space, stats, *data, o);
+  if (world.distributed()) {
+    // Rank 0 merges the shards and writes the output; then each rank drops its checkpoint.
+    std::vector<std::string> shards = world.gather(sensitivity_bytes(d));
+    if (world.rank() == 0) {
+      std::vector<SensitivityData> parts;
+      for (size_t r = 0; r < shards.size(); ++r)
+        parts.push_back(parse_sensitivity(shards[r], "rank " + std::to_string(r)));
+      d = merge_shards(parts);
+      check(d.complete(), a.out, "the shards do not cover every unit of work");
+      save_sensitivity(d, a.out);
+    }
+    world.barrier();
+    std::filesystem::remove(o.checkpoint);
+    if (world.rank() != 0) return 0;
+  }
   if (!a.json.empty()) write_file_atomic(a.json, sensitivity_to_json(d).dump(1) + "\n");
   std::cout << fmt::format("wrote {}: {} layers x {} candidates, {} samples in {} chunks\n", a.out,
                            d.layers, d.candidates, d.samples, d.chunks);
@@ -94,7 +136,10 @@ void add_sensitivity(CLI::App& app, Action& action) {
       ->check(CLI::Range(0.01, 4096.0));
   cmd->add_flag("--include-edges", a->include_edges, "Search the first and last layer too");
   cmd->add_option("--seed", a->seed, "Seed of the sample subsets");
-  cmd->add_option("-o,--output", a->out, "Sensitivity file (also the checkpoint)")->required();
+  cmd->add_option("-o,--output", a->out,
+                  "Sensitivity file (also the checkpoint; under mpirun each rank checkpoints to "
+                  "OUTPUT.rankR-of-N)")
+      ->required();
   cmd->add_flag("--resume", a->resume, "Continue an interrupted run from -o");
   cmd->add_option("--json", a->json, "Also write a JSON dump (Omega, single deltas) here");
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")

@@ -1,6 +1,7 @@
 #include "search/sensitivity.h"
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -181,7 +182,6 @@ std::vector<double> SensitivityData::omega() const {
 SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space,
                                     const ActivationStats& stats, const Dataset& data,
                                     const SensitivityOptions& o) {
-  const auto t_start = clock_type::now();
   check(data.size() > 0, data.description(), "dataset is empty");
   check(graph.inputs.size() == 1 && graph.outputs.size() >= 1, graph.source,
         "sensitivity needs a model with one input and a logits output");
@@ -229,6 +229,48 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
   for (size_t first = 0; first < samples; first += chunk)
     chunk_sizes.push_back(std::min(chunk, samples - first));
 
+  // MACs per sample of every node, from a one-sample run: they weigh the units for sharding
+  // and count the work done.
+  std::vector<double> node_macs_per_sample(eg.nodes.size(), 0);
+  double full_macs = 0;
+  {
+    Batch one = data.get({subset[0]});
+    try {
+      ex.check_input(0, one.images);
+    } catch (const Error& e) {
+      throw Error(data.description(), "does not fit the model: " + std::string(e.what()));
+    }
+    auto env = ex.environment();
+    env[eg.inputs[0]] = one.images;
+    ex.run_range(env);
+    for (size_t n = 0; n < eg.nodes.size(); ++n) {
+      std::vector<Shape> in_shapes;
+      for (int v : eg.nodes[n].inputs) in_shapes.push_back(v >= 0 ? env[v].shape() : Shape{});
+      node_macs_per_sample[n] = static_cast<double>(
+          node_macs(eg.nodes[n], in_shapes, env[eg.nodes[n].outputs[0]].shape()));
+      full_macs += node_macs_per_sample[n];
+    }
+  }
+  auto macs_of = [&](const std::vector<int>& nodes) {
+    double m = 0;
+    for (int n : nodes) m += node_macs_per_sample[n];
+    return m;
+  };
+  // Unit (chunk k, layer s): its singles and its pairs with later layers. Shards balance
+  // these MAC costs over the ranks; every rank computes the same plan.
+  std::vector<double> unit_cost(chunk_sizes.size() * L, 0);
+  for (size_t k = 0; k < chunk_sizes.size(); ++k)
+    for (size_t s = 0; s < L; ++s) {
+      double m = macs_of(desc[s]);
+      for (size_t t = s + 1; o.pairs && t < L; ++t) {
+        if (o.pair_window > 0 && static_cast<int>(t - s) > o.pair_window) break;
+        m += static_cast<double>(C) * macs_of(desc[t]);
+      }
+      unit_cost[k * L + s] = static_cast<double>(C) * m * static_cast<double>(chunk_sizes[k]);
+    }
+  check(o.ranks >= 1 && o.rank >= 0 && o.rank < o.ranks, "sensitivity", "bad shard rank");
+  const std::vector<int> owner = assign_shards(unit_cost, o.ranks);
+
   SensitivityData d;
   d.header = make_header(graph, space, o, chunk_sizes, inputs);
   if (o.resume && !o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
@@ -251,14 +293,17 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
 
   std::unique_ptr<Executor> fp;
   if (o.loss == SensitivityLoss::kl) fp = std::make_unique<Executor>(graph, Impl::fast);
-  std::vector<double> node_macs_per_sample(eg.nodes.size(), 0);
-  double full_macs = 0;
+  // A shard reports only its own units, even when it resumed from a file holding more.
+  for (size_t k = 0; k < d.chunks; ++k)
+    for (size_t s = 0; s < L; ++s)
+      if (owner[k * L + s] != o.rank) d.done[k][s] = 0;
   ScratchEnv lvl1, lvl2;
   size_t first = 0;
   for (size_t k = 0; k < d.chunks; first += chunk_sizes[k], ++k) {
     bool all_done = true;
-    for (uint8_t x : d.done[k]) all_done = all_done && x;
-    if (all_done && full_macs > 0) continue;
+    for (size_t s = 0; s < L; ++s)
+      all_done = all_done && (d.done[k][s] || owner[k * L + s] != o.rank);
+    if (all_done) continue;
     std::vector<size_t> idx(subset.begin() + first, subset.begin() + first + chunk_sizes[k]);
     Batch batch = data.get(idx);
     try {
@@ -273,26 +318,9 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
     ex.run_range(base);
     const int out = eg.outputs[0];
     const double n_k = static_cast<double>(chunk_sizes[k]);
-    if (full_macs == 0) {
-      for (size_t n = 0; n < eg.nodes.size(); ++n) {
-        std::vector<Shape> in_shapes;
-        for (int v : eg.nodes[n].inputs) in_shapes.push_back(v >= 0 ? base[v].shape() : Shape{});
-        node_macs_per_sample[n] =
-            static_cast<double>(
-                node_macs(eg.nodes[n], in_shapes, base[eg.nodes[n].outputs[0]].shape())) /
-            n_k;
-        full_macs += node_macs_per_sample[n];
-      }
-    }
-    if (all_done) continue;
     d.base[k] = loss_sum(base[out], batch.labels, fp ? &reference : nullptr, o.loss);
-    auto macs_of = [&](const std::vector<int>& nodes) {
-      double m = 0;
-      for (int n : nodes) m += node_macs_per_sample[n];
-      return m * n_k;
-    };
     for (size_t s = 0; s < L; ++s) {
-      if (d.done[k][s]) continue;
+      if (d.done[k][s] || owner[k * L + s] != o.rank) continue;
       const auto t0 = clock_type::now();
       double evals = 0;
       for (size_t c = 0; c < C; ++c) {
@@ -301,7 +329,7 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
         run_nodes(ex, lvl1.env, desc[s]);
         d.single[k][s * C + c] =
             loss_sum(lvl1.env[out], batch.labels, fp ? &reference : nullptr, o.loss);
-        d.executed_macs += macs_of(desc[s]);
+        d.executed_macs += macs_of(desc[s]) * n_k;
         evals += 1;
         for (size_t t = s + 1; o.pairs && t < L; ++t) {
           if (o.pair_window > 0 && static_cast<int>(t - s) > o.pair_window) break;
@@ -313,7 +341,7 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
             d.pair[k][a * L * C + b] =
                 loss_sum(lvl2.env[out], batch.labels, fp ? &reference : nullptr, o.loss);
             lvl2.finish(desc_written[t]);
-            d.executed_macs += macs_of(desc[t]);
+            d.executed_macs += macs_of(desc[t]) * n_k;
             evals += 1;
           }
         }
@@ -331,14 +359,13 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
                                evals / std::max(secs, 1e-9)));
     }
   }
-  (void)t_start;
   return d;
 }
 
 // File layout (little-endian): 8-byte magic "MIXQOMG1", u64 header length, header JSON (with
 // layers, candidates, chunk sizes), u64 counters length + counters JSON, then per chunk:
 // f64 base, f64[L*C] single, f64[(L*C)^2] pair, u8[L] done.
-void save_sensitivity(const SensitivityData& d, const std::string& path) {
+std::string sensitivity_bytes(const SensitivityData& d) {
   std::string out = "MIXQOMG1";
   auto put_u64 = [&](uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); };
   auto put_f64s = [&](const double* p, size_t n) {
@@ -360,11 +387,18 @@ void save_sensitivity(const SensitivityData& d, const std::string& path) {
     put_f64s(d.pair[k].data(), d.pair[k].size());
     out.append(reinterpret_cast<const char*>(d.done[k].data()), d.done[k].size());
   }
-  write_file_atomic(path, out);
+  return out;
+}
+
+void save_sensitivity(const SensitivityData& d, const std::string& path) {
+  write_file_atomic(path, sensitivity_bytes(d));
 }
 
 SensitivityData load_sensitivity(const std::string& path) {
-  const std::string bytes = read_file(path);
+  return parse_sensitivity(read_file(path), path);
+}
+
+SensitivityData parse_sensitivity(const std::string& bytes, const std::string& path) {
   size_t pos = 0;
   auto need = [&](size_t n) { check(pos + n <= bytes.size(), path, "truncated sensitivity file"); };
   need(8);
@@ -429,6 +463,57 @@ SensitivityData load_sensitivity(const std::string& path) {
   }
   check(pos == bytes.size(), path, "trailing bytes after the data");
   return d;
+}
+
+std::vector<int> assign_shards(const std::vector<double>& cost, int ranks) {
+  // Longest processing time first: the costliest unit goes to the least-loaded rank. Ties
+  // break by unit and rank index so every rank derives the same plan.
+  std::vector<size_t> order(cost.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return cost[a] > cost[b]; });
+  std::vector<double> load(std::max(ranks, 1), 0.0);
+  std::vector<int> owner(cost.size(), 0);
+  for (size_t u : order) {
+    const int r = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    owner[u] = r;
+    load[r] += cost[u];
+  }
+  return owner;
+}
+
+SensitivityData merge_shards(const std::vector<SensitivityData>& shards) {
+  check(!shards.empty(), "sensitivity", "no shards to merge");
+  SensitivityData m = shards[0];
+  const size_t L = m.layers, C = m.candidates, n = m.n();
+  m.executed_macs = m.naive_macs = m.evaluations = m.seconds = 0;
+  for (size_t k = 0; k < m.chunks; ++k) std::fill(m.done[k].begin(), m.done[k].end(), 0);
+  for (size_t r = 0; r < shards.size(); ++r) {
+    const SensitivityData& d = shards[r];
+    const std::string who = "shard " + std::to_string(r);
+    check(d.header == m.header, who, "was measured with other settings than shard 0");
+    for (size_t k = 0; k < m.chunks; ++k) {
+      bool any = false;
+      for (size_t s = 0; s < L; ++s) {
+        if (!d.done[k][s]) continue;
+        check(!m.done[k][s], who, "repeats a unit another shard measured");
+        m.done[k][s] = 1;
+        any = true;
+        for (size_t a = s * C; a < (s + 1) * C; ++a) {
+          m.single[k][a] = d.single[k][a];
+          std::copy(d.pair[k].begin() + a * n, d.pair[k].begin() + (a + 1) * n,
+                    m.pair[k].begin() + a * n);
+        }
+      }
+      if (any) m.base[k] = d.base[k];
+    }
+    m.executed_macs += d.executed_macs;
+    m.naive_macs += d.naive_macs;
+    m.evaluations += d.evaluations;
+    // The shards ran side by side: the job measured for as long as its slowest shard.
+    m.seconds = std::max(m.seconds, d.seconds);
+  }
+  return m;
 }
 
 nlohmann::json sensitivity_to_json(const SensitivityData& d) {

@@ -22,9 +22,10 @@ struct SensitivityOptions {
   uint64_t seed = 0;
   SensitivityLoss loss = SensitivityLoss::cross_entropy;
   bool pairs = true;
-  int pair_window = 0;     // > 0: only pairs of searched layers at most this far apart
-  std::string checkpoint;  // file written after every unit of work; empty: none
-  bool resume = false;     // continue from the checkpoint
+  int pair_window = 0;      // > 0: only pairs of searched layers at most this far apart
+  std::string checkpoint;   // file written after every unit of work; empty: none
+  int rank = 0, ranks = 1;  // measure only this rank's shard of the units (see assign_shards)
+  bool resume = false;      // continue from the checkpoint
   std::function<void(const std::string&)> progress;  // one status line per unit
 };
 
@@ -59,9 +60,19 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
                                     const ActivationStats& stats, const Dataset& data,
                                     const SensitivityOptions& o);
 
+// Sharding: the units of work are (chunk, layer) pairs, each with its singles and its pairs
+// with later layers. Returns the rank of each unit, balancing the given costs (MACs).
+std::vector<int> assign_shards(const std::vector<double>& cost, int ranks);
+// One measurement from shards that each did their own units; refuses overlaps and mismatched
+// settings. Counters add up, except seconds: the longest shard's.
+SensitivityData merge_shards(const std::vector<SensitivityData>& shards);
+
 // Versioned binary file: "MIXQOMG1", header JSON length + JSON, then per chunk the arrays.
 void save_sensitivity(const SensitivityData& d, const std::string& path);
 SensitivityData load_sensitivity(const std::string& path);
+std::string sensitivity_bytes(const SensitivityData& d);
+// `name` (a path or a rank) names the bytes in errors.
+SensitivityData parse_sensitivity(const std::string& bytes, const std::string& name);
 nlohmann::json sensitivity_to_json(const SensitivityData& d);
 
 }  // namespace mixq
