@@ -7,6 +7,7 @@
 #include <new>
 
 #include "base/error.h"
+#include "base/memory.h"
 #include "cli/commands.h"
 #include "dist/world.h"
 
@@ -35,6 +36,20 @@ int cli_main(int argc, char** argv) {
   CLI::App app{"mixq: mixed-precision, mixed-scheme quantization of ONNX models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "mixq 0.1.0");
+  // One memory limit for every command, given before or after the command's name.
+  app.fallthrough();
+  app.add_option_function<std::string>(
+         "--mem-limit",
+         [](const std::string& text) {
+           try {
+             set_mem_limit(parse_mem_size(text, "--mem-limit"));
+           } catch (const Error& e) {
+             throw CLI::ValidationError("--mem-limit", e.cause());
+           }
+         },
+         "Refuse models, data and batches that would need more memory than this (512M, 8G; "
+         "default: the machine's memory)")
+      ->type_name("SIZE");
   cli::Action action;
   // Reports quote the command that made them; arguments with spaces are quoted.
   for (int i = 0; i < argc; ++i) {

@@ -23,7 +23,6 @@ struct SensitivityArgs {
   std::string model, out, json, candidates = "w2,w4,w8", loss = "ce", pairs = "all";
   DataArgs data;
   size_t samples = 1024, calib_samples = 1024, chunk = 0;
-  double mem_limit_gb = 4;
   int abits = 8, threads = 0;
   uint64_t seed = 0;
   bool resume = false, include_edges = false;
@@ -43,7 +42,6 @@ int run_sensitivity(const SensitivityArgs& a) {
   SensitivityOptions o;
   o.samples = a.samples;
   o.chunk = a.chunk;
-  o.mem_limit = a.mem_limit_gb * 1e9;
   o.seed = a.seed;
   o.loss = a.loss == "kl" ? SensitivityLoss::kl : SensitivityLoss::cross_entropy;
   if (a.pairs == "none") {
@@ -131,9 +129,9 @@ void add_sensitivity(CLI::App& app, Action& action) {
   cmd->add_option("--loss", a->loss, "ce (labels) or kl (to the float outputs, label-free)")
       ->check(CLI::IsMember({"ce", "kl"}));
   cmd->add_option("--pairs", a->pairs, "all, none, or window:K (pairs at most K layers apart)");
-  cmd->add_option("--chunk", a->chunk, "Samples per chunk (default: from --mem-limit)");
-  cmd->add_option("--mem-limit", a->mem_limit_gb, "GB of cached activations to stay under")
-      ->check(CLI::Range(0.01, 4096.0));
+  cmd->add_option(
+      "--chunk", a->chunk,
+      "Samples per chunk (default: cached activations within 4 GB or half of --mem-limit)");
   cmd->add_flag("--include-edges", a->include_edges, "Search the first and last layer too");
   cmd->add_option("--seed", a->seed, "Seed of the sample subsets");
   cmd->add_option("-o,--output", a->out,

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "base/error.h"
+#include "base/memory.h"
 
 namespace mixq {
 
@@ -81,6 +82,11 @@ BatchIterator::BatchIterator(const Dataset& dataset, const IterOptions& options)
   check(options.batch_size > 0, "batch iterator", "batch size must be positive");
   const size_t n = dataset.size();
   const size_t k = options.limit == 0 ? n : std::min(options.limit, n);
+  double sample_bytes = sizeof(float);
+  for (int64_t d : dataset.sample_shape()) sample_bytes *= static_cast<double>(d);
+  const size_t batch = std::min(options.batch_size, std::max<size_t>(k, 1));
+  check_memory(static_cast<double>(batch) * sample_bytes, dataset.description(),
+               "a batch of " + std::to_string(batch) + " samples");
   if (options.random_subset && k < n) {
     subset_ = random_subset(n, k, stream_seed(options.seed, 0));
   } else {

@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "base/file_io.h"
+#include "base/memory.h"
 #include "passes/passes.h"
 #include "quant/layers.h"
 
@@ -100,15 +101,18 @@ Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& wher
   DType dt = dtype_from_onnx(proto.data_type(), where);
   Shape shape(proto.dims().begin(), proto.dims().end());
   for (int64_t d : shape) check(d >= 0, where, "negative dimension " + shape_str(shape));
-  // Guard absurd declared sizes before allocating.
+  // Declared sizes are checked against the memory limit and the stored data before anything
+  // is allocated.
   double elems = 1;
   for (int64_t d : shape) elems *= static_cast<double>(d);
-  check(elems * dtype_size(dt) < 16e9, where, "declared size " + shape_str(shape) + " is absurd");
+  const double bytes = elems * static_cast<double>(dtype_size(dt));
+  check_memory(bytes, where, "declared shape " + shape_str(shape));
+  if (proto.has_raw_data())
+    check(static_cast<double>(proto.raw_data().size()) == bytes, where,
+          "raw data has " + std::to_string(proto.raw_data().size()) + " bytes, shape " +
+              shape_str(shape) + " needs " + format_bytes(bytes));
   Tensor t(dt, shape);
   if (proto.has_raw_data()) {
-    check(proto.raw_data().size() == t.nbytes(), where,
-          "raw data has " + std::to_string(proto.raw_data().size()) + " bytes, shape " +
-              shape_str(shape) + " needs " + std::to_string(t.nbytes()));
     if (t.nbytes()) std::memcpy(t.raw(), proto.raw_data().data(), t.nbytes());
     return t;
   }

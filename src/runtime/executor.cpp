@@ -131,7 +131,13 @@ void Executor::run_nodes(std::vector<Tensor>& env, size_t first, size_t last, bo
       // The sum input is dead: it keeps the spare buffer for the next run, not the result.
       env[s] = std::move(spare);
     } else {
-      kernels_[i]->forward(in, out);
+      try {
+        kernels_[i]->forward(in, out);
+      } catch (const Error& e) {
+        // An output too large for the memory limit: name the node that asked for it.
+        if (e.where() != "tensor") throw;
+        throw Error(node.label(), e.cause());
+      }
     }
   }
 }

@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/file_io.h"
+#include "base/memory.h"
 #include "data/batch_iterator.h"
 #include "quant/apply.h"
 #include "runtime/executor.h"
@@ -222,7 +223,11 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
     double per_sample = 0;
     for (const auto& n : sum.nodes)
       per_sample += 4.0 * static_cast<double>(shape_numel(n.output_shape));
-    chunk = static_cast<size_t>(std::max(1.0, o.mem_limit / (3.0 * std::max(per_sample, 1.0))));
+    // A fixed default (not the machine's memory) keeps the chunks, and so the sums, the same
+    // on every machine with enough memory.
+    const double cache =
+        o.mem_limit > 0 ? o.mem_limit : std::min(4e9, static_cast<double>(mem_limit()) / 2);
+    chunk = static_cast<size_t>(std::max(1.0, cache / (3.0 * std::max(per_sample, 1.0))));
     chunk = std::min<size_t>(chunk, 512);
   }
   std::vector<size_t> chunk_sizes;

@@ -18,7 +18,7 @@ enum class SensitivityLoss { cross_entropy, kl };
 struct SensitivityOptions {
   size_t samples = 1024;   // seeded random subset of the data
   size_t chunk = 0;        // samples per chunk; 0: from mem_limit
-  double mem_limit = 4e9;  // bytes of cached activations to stay under
+  double mem_limit = 0;    // bytes of cached activations; 0: 4 GB or half the run's limit
   uint64_t seed = 0;
   SensitivityLoss loss = SensitivityLoss::cross_entropy;
   bool pairs = true;

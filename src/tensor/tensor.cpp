@@ -6,6 +6,7 @@
 #include <new>
 
 #include "base/error.h"
+#include "base/memory.h"
 
 namespace mixq {
 
@@ -71,21 +72,36 @@ std::vector<int64_t> shape_strides(const Shape& s) {
 }
 
 namespace {
-std::shared_ptr<std::byte[]> allocate(size_t bytes) {
+std::shared_ptr<std::byte[]> allocate(size_t bytes, const Shape& shape) {
   size_t rounded = (bytes + 63) / 64 * 64;
   if (rounded == 0) rounded = 64;
+  // "tensor" is replaced by the node's name when a kernel asked for it (Executor).
+  if (!try_reserve_memory(rounded))
+    throw Error("tensor", "a tensor of shape " + shape_str(shape) + " " +
+                              over_limit_text(static_cast<double>(rounded)));
   void* p = std::aligned_alloc(64, rounded);
-  if (!p) throw std::bad_alloc();
+  if (!p) {
+    release_memory(rounded);
+    throw std::bad_alloc();
+  }
   std::memset(p, 0, rounded);
-  return std::shared_ptr<std::byte[]>(static_cast<std::byte*>(p),
-                                      [](std::byte* q) { std::free(q); });
+  return std::shared_ptr<std::byte[]>(static_cast<std::byte*>(p), [rounded](std::byte* q) {
+    std::free(q);
+    release_memory(rounded);
+  });
 }
 }  // namespace
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
   for (int64_t d : shape_) check(d >= 0, "tensor", "negative dimension in " + shape_str(shape_));
+  // In doubles: a product of absurd dimensions must not wrap around to a small size.
+  double declared = static_cast<double>(dtype_size(dtype_));
+  for (int64_t d : shape_) declared *= static_cast<double>(d);
+  if (declared > static_cast<double>(mem_limit()))
+    throw Error("tensor",
+                "a tensor of shape " + shape_str(shape_) + " " + over_limit_text(declared));
   numel_ = shape_numel(shape_);
-  storage_ = allocate(nbytes());
+  storage_ = allocate(nbytes(), shape_);
   static std::atomic<uint64_t> next_id{1};
   storage_id_ = next_id.fetch_add(1, std::memory_order_relaxed);
 }

@@ -1,0 +1,108 @@
+// The memory limit: sizes parse with units, declared sizes past the limit are refused before
+// allocating (model initializers, batches, tensors a node asks for), tensor memory in use is
+// counted and released, and the command line reports each case in one line naming the file.
+#include <gtest/gtest.h>
+
+#include "base/error.h"
+#include "base/memory.h"
+#include "onnx/import.h"
+#include "support/cli_check.h"
+#include "support/onnx_builder.h"
+#include "support/paths.h"
+
+using namespace mixq;
+using namespace mixq::test;
+
+namespace {
+
+const std::string kMixq = MIXQ_BINARY;
+const std::string kFmnist = "/usr/share/datasets/fashion-mnist";
+
+// Sets a limit for one test and restores the machine default after it.
+struct ScopedLimit {
+  explicit ScopedLimit(uint64_t bytes) { set_mem_limit(bytes); }
+  ~ScopedLimit() { set_mem_limit(0); }
+};
+
+}  // namespace
+
+TEST(Memory, SizesParseWithUnits) {
+  EXPECT_EQ(parse_mem_size("512M", "t"), uint64_t{512} << 20);
+  EXPECT_EQ(parse_mem_size("8G", "t"), uint64_t{8} << 30);
+  EXPECT_EQ(parse_mem_size("8gb", "t"), uint64_t{8} << 30);
+  EXPECT_EQ(parse_mem_size("2GiB", "t"), uint64_t{2} << 30);
+  EXPECT_EQ(parse_mem_size("1.5T", "t"), uint64_t{3} << 39);
+  EXPECT_EQ(parse_mem_size("64K", "t"), uint64_t{64} << 10);
+  for (const char* bad : {"8", "G", "-1G", "1Q", "abc", "", " 8G", "8G ", "0.5K", "2000T"})
+    EXPECT_THROW(parse_mem_size(bad, "t"), Error) << bad;
+}
+
+TEST(Memory, MachineDefaultIsPositive) {
+  EXPECT_GT(machine_memory(), uint64_t{1} << 26);
+  EXPECT_EQ(mem_limit(), machine_memory());
+}
+
+TEST(Memory, TensorsPastTheLimitAreRefusedAndFreedMemoryIsReturned) {
+  const uint64_t before = memory_in_use();
+  ScopedLimit limit(before + (uint64_t{1} << 20));  // 1 MB beyond what is already held
+  {
+    Tensor a(DType::f32, {100, 1000});  // 400 KB
+    EXPECT_GE(memory_in_use(), before + 400000);
+    Tensor b(DType::f32, {100, 1000});
+    try {
+      Tensor c(DType::f32, {100, 1000});  // would bring the total past 1 MB
+      ADD_FAILURE() << "third tensor allocated";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--mem-limit"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("[100,1000]"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(memory_in_use(), before);  // all released, including the refused reservation
+  // Dimensions whose product overflows 64 bits are refused, not wrapped to a small size.
+  EXPECT_THROW(Tensor(DType::f32, {int64_t{1} << 40, int64_t{1} << 40}), Error);
+  Tensor ok(DType::f32, {100, 1000});  // the limit still admits what fits
+}
+
+TEST(Memory, ModelInitializerDeclaredPastTheLimitIsRefusedBeforeReading) {
+  OnnxBuilder b;
+  b.input("x", {1, 4}).output("y", {1, 4});
+  b.node("Add", {"x", "big"}, {"y"}, "add");
+  // Declared as 400 GB with 4 bytes of data: refused for its size, naming the initializer.
+  onnx::TensorProto* t = b.model().mutable_graph()->add_initializer();
+  t->set_name("big");
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(100000);
+  t->add_dims(1000000);
+  t->set_raw_data("abcd");
+  try {
+    load_onnx_bytes(b.bytes(), "huge.onnx");
+    ADD_FAILURE() << "loaded";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("huge.onnx"), std::string::npos) << m;
+    EXPECT_NE(m.find("big"), std::string::npos) << m;
+    EXPECT_NE(m.find("memory limit"), std::string::npos) << m;
+  }
+}
+
+TEST(Memory, CommandLineRefusesWhatDoesNotFit) {
+  const std::string model = repo_path("models/fmnist_default.onnx");
+  // The classifier's weights alone (122 KB) pass a 100 KB limit.
+  expect_clean_error(run_command(kMixq + " --mem-limit 100K inspect " + model),
+                     "fmnist_default.onnx: initializer 'fc.weight'");
+  // The option works after the command's name too; bad sizes are usage errors.
+  expect_clean_error(run_command(kMixq + " inspect " + model + " --mem-limit 100K"),
+                     "over the memory limit of 100 KB");
+  expect_clean_error(run_command(kMixq + " inspect " + model + " --mem-limit 8"), "--mem-limit", 2);
+  expect_clean_error(run_command(kMixq + " inspect " + model + " --mem-limit 0G"), "--mem-limit",
+                     2);
+  if (!exists(kFmnist)) GTEST_SKIP() << "missing " << kFmnist << ": data cases skipped";
+  // A batch that alone passes the limit names the data.
+  expect_clean_error(
+      run_command(kMixq + " eval " + model + " --data fmnist:test --batch 4096 --mem-limit 2M"),
+      "fmnist:test (10000 images): a batch of 4096 samples needs 12.2 MB");
+  // Activations that pass it name the node that asked for them.
+  expect_clean_error(
+      run_command(kMixq + " eval " + model + " --data fmnist:test --batch 4096 --mem-limit 20M"),
+      "node '");
+}
