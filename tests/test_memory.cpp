@@ -3,9 +3,13 @@
 // counted and released, and the command line reports each case in one line naming the file.
 #include <gtest/gtest.h>
 
+#include <zlib.h>
+
 #include "base/error.h"
 #include "base/memory.h"
+#include "data/image.h"
 #include "onnx/import.h"
+#include "pack/packed.h"
 #include "support/cli_check.h"
 #include "support/onnx_builder.h"
 #include "support/paths.h"
@@ -23,6 +27,34 @@ struct ScopedLimit {
   explicit ScopedLimit(uint64_t bytes) { set_mem_limit(bytes); }
   ~ScopedLimit() { set_mem_limit(0); }
 };
+
+void put_u32(std::vector<uint8_t>& b, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) b.push_back(static_cast<uint8_t>(v >> shift));
+}
+
+void put_chunk(std::vector<uint8_t>& b, const std::string& type, const std::vector<uint8_t>& data) {
+  put_u32(b, static_cast<uint32_t>(data.size()));
+  const size_t start = b.size();
+  b.insert(b.end(), type.begin(), type.end());
+  b.insert(b.end(), data.begin(), data.end());
+  put_u32(b,
+          static_cast<uint32_t>(crc32(0, b.data() + start, static_cast<uInt>(b.size() - start))));
+}
+
+// A PNG file's header chunks (8-bit RGB of the given size) and an empty image data chunk: all
+// a decoder reads before it allocates the pixels.
+std::vector<uint8_t> png_header(uint32_t w, uint32_t h) {
+  std::vector<uint8_t> b = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  std::vector<uint8_t> ihdr;
+  put_u32(ihdr, w);
+  put_u32(ihdr, h);
+  for (uint8_t v : {8, 2, 0, 0, 0})
+    ihdr.push_back(v);  // depth, RGB, compression, filter, interlace
+  put_chunk(b, "IHDR", ihdr);
+  put_chunk(b, "IDAT", {});
+  put_chunk(b, "IEND", {});
+  return b;
+}
 
 }  // namespace
 
@@ -82,6 +114,44 @@ TEST(Memory, ModelInitializerDeclaredPastTheLimitIsRefusedBeforeReading) {
     EXPECT_NE(m.find("huge.onnx"), std::string::npos) << m;
     EXPECT_NE(m.find("big"), std::string::npos) << m;
     EXPECT_NE(m.find("memory limit"), std::string::npos) << m;
+  }
+}
+
+TEST(Memory, ImageHeaderPastTheLimitIsRefusedBeforeDecoding) {
+  // 8000 x 8000 is under the decompression-bomb bound but needs ~1.2 GB to decode.
+  const std::vector<uint8_t> png = png_header(8000, 8000);
+  ASSERT_EQ(decode_image_size(png, "ok.png").width, 8000);
+  ScopedLimit limit(uint64_t{1} << 30);
+  try {
+    decode_image(png, "big.png");
+    ADD_FAILURE() << "decoded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("big.png: decoding an image of 8000x8000 pixels needs"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Memory, PackedLayerPastTheLimitIsRefusedBeforeUnpacking) {
+  PackedModel m;
+  m.model = "test";
+  PackedLayer l;
+  l.name = "fc";
+  l.op_type = "Gemm";
+  l.weight_shape = {2, 300000};
+  l.rows.assign(2, RowQuant{Scheme::fixed, 2, 1.0f});
+  l.codes.assign(packed_code_bytes(l.rows, 300000), 0);
+  m.layers.push_back(l);
+  const std::string bytes = serialize_packed(m);
+  EXPECT_EQ(parse_packed(bytes, "ok.mixq").layers.size(), 1u);
+  ScopedLimit limit(uint64_t{1} << 20);  // the codes (150 KB) fit, the 2.4 MB of floats do not
+  try {
+    parse_packed(bytes, "big.mixq");
+    ADD_FAILURE() << "parsed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("big.mixq: layer 'fc': unpacking its weights needs"),
+              std::string::npos)
+        << e.what();
   }
 }
 

@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "base/error.h"
+#include "base/memory.h"
 
 namespace mixq {
 
@@ -26,6 +27,9 @@ void check_dims(int64_t w, int64_t h, const std::string& where) {
   check(w > 0 && h > 0, where, "image has an empty size");
   check(w * h <= kMaxPixels, where,
         "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels is too large");
+  // Decoded bytes plus the float copy preprocessing makes, for up to four channels.
+  check_memory(static_cast<double>(w) * static_cast<double>(h) * 4 * (1 + sizeof(float)), where,
+               "decoding an image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels");
 }
 
 // ---- JPEG ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/file_io.h"
+#include "base/memory.h"
 #include "quant/layers.h"
 #include "quant/quantizer.h"
 
@@ -219,6 +220,7 @@ PackedModel parse_packed(const std::string& in, const std::string& where) {
               "absurd weight shape");
         numel *= d;
       }
+      check_memory(static_cast<double>(numel) * sizeof(float), lw, "unpacking its weights");
       check(l.row_axis == 0 || l.row_axis == 1, lw, "row axis must be 0 or 1");
       check(static_cast<int64_t>(l.weight_shape.size()) > l.row_axis &&
                 rows == l.weight_shape[static_cast<size_t>(l.row_axis)],
