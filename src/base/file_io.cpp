@@ -49,6 +49,20 @@ void write_file_atomic(const std::string& path, const std::string& content) {
     ::unlink(tmpl.c_str());
     throw Error(path, std::string("cannot rename into place: ") + std::strerror(err));
   }
+  // The rename itself is durable once the folder is synced.
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  // A run killed while writing this file left its temporary file behind: the new file
+  // supersedes it.
+  const std::string stale = name.substr(0, name.size() - 6);
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.size() == name.size() && n.compare(0, stale.size(), stale) == 0) fs::remove(e.path(), ec);
+  }
 }
 
 std::string read_file(const std::string& path) {
