@@ -191,7 +191,9 @@ class ClipKernel : public Kernel {
     Tensor& y = result(out, 0, where_);
     visit_dtype<kNumericTypes>(x.dtype(), where_, [&](auto tag) {
       using T = typename decltype(tag)::type;
-      auto [lo, hi] = bounds<T>(in, x);
+      // Named variables, not a structured binding: clang before 16 cannot capture bindings.
+      const std::pair<T, T> range = bounds<T>(in, x);
+      const T lo = range.first, hi = range.second;
       ensure(y, x.dtype(), x.shape());
       const T* px = x.data<T>();
       T* py = y.data<T>();
@@ -395,7 +397,9 @@ class SoftmaxKernel : public Kernel {
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor& x = arg(in, 0, where_);
     Tensor& y = result(out, 0, where_);
-    const auto [outer, len, inner] = view(x.shape());
+    // Named variables, not a structured binding: clang before 16 cannot capture bindings.
+    const std::array<int64_t, 3> v = view(x.shape());
+    const int64_t outer = v[0], len = v[1], inner = v[2];
     visit_dtype<kFloatTypes>(x.dtype(), where_, [&](auto tag) {
       using T = typename decltype(tag)::type;
       ensure(y, x.dtype(), x.shape());
@@ -415,7 +419,9 @@ class SoftmaxKernel : public Kernel {
     const Tensor& x = arg(in, 0, where_);
     const Tensor& y = arg(out, 0, where_);
     const Tensor& gy = grad_arg(gout, 0, where_);
-    const auto [outer, len, inner] = view(x.shape());
+    // Named variables, not a structured binding: clang before 16 cannot capture bindings.
+    const std::array<int64_t, 3> v = view(x.shape());
+    const int64_t outer = v[0], len = v[1], inner = v[2];
     visit_dtype<kFloatTypes>(x.dtype(), where_, [&](auto tag) {
       using T = typename decltype(tag)::type;
       ensure(*gx, x.dtype(), x.shape());

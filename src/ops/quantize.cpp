@@ -50,7 +50,7 @@ class FakeQuantKernel : public Kernel {
     float* r = gin[0]->data<float>();
     const int64_t n = x.numel();
 #pragma omp parallel for simd if (n >= (int64_t{1} << 15)) schedule(static)
-    for (int64_t i = 0; i < n; ++i) r[i] = (px[i] >= lo) & (px[i] <= hi) ? pg[i] : 0.0f;
+    for (int64_t i = 0; i < n; ++i) r[i] = ((px[i] >= lo) & (px[i] <= hi)) ? pg[i] : 0.0f;
   }
 
  private:
