@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -9,59 +10,61 @@
 #include <memory>
 
 #include "base/error.h"
+#include "base/file_io.h"
 
 namespace mixq {
 
 namespace {
 
-// Reads a raw or gzip file sequentially.
+// Reads raw or gzip-compressed bytes sequentially, decompressing only as data is asked for.
 class ByteReader {
  public:
-  explicit ByteReader(const std::string& path) : path_(path) {
-    std::error_code ec;
-    check(std::filesystem::is_regular_file(path, ec), path, "not a readable file");
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    check(f != nullptr, path, std::string("cannot open: ") + std::strerror(errno));
-    unsigned char magic[2] = {0, 0};
-    const size_t n = std::fread(magic, 1, 2, f);
-    std::fclose(f);
-    gzipped_ = n == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-    if (gzipped_) {
-      gz_ = gzopen(path.c_str(), "rb");
-      check(gz_ != nullptr, path, "cannot open gzip file");
-    } else {
-      file_ = std::fopen(path.c_str(), "rb");
-      check(file_ != nullptr, path, std::string("cannot open: ") + std::strerror(errno));
-    }
+  ByteReader(const std::string& bytes, const std::string& where) : in_(bytes), where_(where) {
+    gzipped_ = bytes.size() >= 2 && static_cast<uint8_t>(bytes[0]) == 0x1f &&
+               static_cast<uint8_t>(bytes[1]) == 0x8b;
+    // 15 + 16: a gzip wrapper (header, CRC and length checked) around a 32 KiB-window stream.
+    if (gzipped_) check(inflateInit2(&z_, 15 + 16) == Z_OK, where, "cannot start gzip decoding");
   }
   ~ByteReader() {
-    if (gz_) gzclose(gz_);
-    if (file_) std::fclose(file_);
+    if (gzipped_) inflateEnd(&z_);
   }
   ByteReader(const ByteReader&) = delete;
   ByteReader& operator=(const ByteReader&) = delete;
 
   // Reads up to n bytes; fewer only at the end of the data. Throws on corrupt gzip data.
   size_t read(uint8_t* out, size_t n) {
+    if (!gzipped_) {
+      const size_t r = std::min(n, in_.size() - pos_);
+      if (r) std::memcpy(out, in_.data() + pos_, r);
+      pos_ += r;
+      return r;
+    }
     size_t got = 0;
-    while (got < n) {
-      const unsigned want = static_cast<unsigned>(std::min<size_t>(n - got, 1u << 30));
-      if (gzipped_) {
-        const int r = gzread(gz_, out + got, want);
-        if (r < 0 || (r == 0 && gz_failed())) {
-          int errnum = 0;
-          const char* msg = gzerror(gz_, &errnum);
-          // A stream cut short is reported by the caller as a truncated file.
-          if (errnum == Z_BUF_ERROR) break;
-          throw Error(path_, std::string("corrupt gzip data: ") + msg);
+    while (got < n && !ended_) {
+      // zlib counts in 32 bits: hand it at most 1 GiB of input and output at a time.
+      const size_t in_slice = std::min<size_t>(in_.size() - pos_, size_t{1} << 30);
+      const size_t out_slice = std::min<size_t>(n - got, size_t{1} << 30);
+      z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in_.data() + pos_));
+      z_.avail_in = static_cast<uInt>(in_slice);
+      z_.next_out = out + got;
+      z_.avail_out = static_cast<uInt>(out_slice);
+      const int r = inflate(&z_, Z_NO_FLUSH);
+      pos_ += in_slice - z_.avail_in;
+      got += out_slice - z_.avail_out;
+      if (r == Z_STREAM_END) {
+        // Like gzread: another gzip member may follow; anything else after the end is ignored.
+        const bool member = in_.size() - pos_ >= 2 && static_cast<uint8_t>(in_[pos_]) == 0x1f &&
+                            static_cast<uint8_t>(in_[pos_ + 1]) == 0x8b;
+        if (member) {
+          inflateReset(&z_);
+        } else {
+          ended_ = true;
         }
-        if (r == 0) break;
-        got += static_cast<size_t>(r);
-      } else {
-        const size_t r = std::fread(out + got, 1, want, file_);
-        check(!std::ferror(file_), path_, "read error");
-        if (r == 0) break;
-        got += r;
+      } else if (r == Z_BUF_ERROR) {
+        // No input left before the end of the stream: the caller reports what is short.
+        break;
+      } else if (r != Z_OK) {
+        throw Error(where_, std::string("corrupt gzip data: ") + (z_.msg ? z_.msg : zError(r)));
       }
     }
     return got;
@@ -70,16 +73,11 @@ class ByteReader {
   bool gzipped() const { return gzipped_; }
 
  private:
-  bool gz_failed() {
-    int errnum = 0;
-    gzerror(gz_, &errnum);
-    return errnum != Z_OK;
-  }
-
-  std::string path_;
-  bool gzipped_ = false;
-  gzFile gz_ = nullptr;
-  std::FILE* file_ = nullptr;
+  const std::string& in_;
+  std::string where_;
+  size_t pos_ = 0;
+  bool gzipped_ = false, ended_ = false;
+  z_stream z_{};
 };
 
 uint32_t be32(const uint8_t* p) {
@@ -99,38 +97,44 @@ constexpr uint64_t kMaxIdxBytes = uint64_t{1} << 34;
 }  // namespace
 
 IdxArray read_idx(const std::string& path, int rank) {
-  ByteReader in(path);
+  std::error_code ec;
+  check(std::filesystem::is_regular_file(path, ec), path, "not a readable file");
+  return read_idx_bytes(read_file(path), path, rank);
+}
+
+IdxArray read_idx_bytes(const std::string& bytes, const std::string& where, int rank) {
+  ByteReader in(bytes, where);
   const std::string what = in.gzipped() ? " (after gzip decompression)" : "";
   uint8_t head[4];
   size_t n = in.read(head, 4);
-  check(n == 4, path,
+  check(n == 4, where,
         "truncated: the 4-byte IDX magic number is short, file has " + std::to_string(n) +
             " bytes" + what);
   const uint32_t magic = be32(head);
   const uint32_t want = 0x0800u | static_cast<uint32_t>(rank);
-  check(head[0] == 0 && head[1] == 0, path,
+  check(head[0] == 0 && head[1] == 0, where,
         "bad magic number " + hex32(magic) + ", expected " + hex32(want) + " (not an IDX file)");
-  check(head[2] == 0x08, path,
+  check(head[2] == 0x08, where,
         "bad magic number " + hex32(magic) + ", expected " + hex32(want) +
             " (element type must be unsigned byte 0x08)");
-  check(head[3] == rank, path,
+  check(head[3] == rank, where,
         "bad magic number " + hex32(magic) + ", expected " + hex32(want) + " (rank " +
             std::to_string(head[3]) + " instead of " + std::to_string(rank) + ")");
 
   std::vector<uint8_t> dimbytes(4 * static_cast<size_t>(rank));
   n = in.read(dimbytes.data(), dimbytes.size());
-  check(n == dimbytes.size(), path,
+  check(n == dimbytes.size(), where,
         "truncated: the header's " + std::to_string(rank) + " dimensions need " +
             std::to_string(dimbytes.size()) + " bytes, found " + std::to_string(n) + what);
   IdxArray arr;
   uint64_t total = 1;
   for (int i = 0; i < rank; ++i) {
     const uint32_t d = be32(&dimbytes[4 * i]);
-    check(d > 0 && d <= 0x7fffffffu, path,
+    check(d > 0 && d <= 0x7fffffffu, where,
           "dimension " + std::to_string(i) + " is " + std::to_string(d));
     arr.dims.push_back(d);
     total *= d;
-    check(total <= kMaxIdxBytes, path, "header claims an array of more than 16 GiB");
+    check(total <= kMaxIdxBytes, where, "header claims an array of more than 16 GiB");
   }
 
   // Read one byte past the expected end to detect trailing data.
@@ -143,10 +147,10 @@ IdxArray read_idx(const std::string& path, int rank) {
     if (r < chunk) break;
   }
   arr.data.resize(got);
-  check(got >= total, path,
+  check(got >= total, where,
         "truncated: " + shape_str(arr.dims) + " needs " + std::to_string(total) +
             " bytes of data after the header, found " + std::to_string(got) + what);
-  check(got == total, path,
+  check(got == total, where,
         "unexpected bytes after the " + std::to_string(total) + " bytes of " + shape_str(arr.dims) +
             " data" + what);
   return arr;

@@ -19,6 +19,8 @@ struct IdxArray {
 // Error(path, ...) on a bad magic number, element type or rank, zero dimensions, a truncated
 // file (naming what is short) or trailing bytes.
 IdxArray read_idx(const std::string& path, int rank);
+// Same, from the file's bytes already in memory; `where` names them in errors.
+IdxArray read_idx_bytes(const std::string& bytes, const std::string& where, int rank);
 
 // Writes an unsigned-byte IDX file (gzip when gz), e.g. to make test data.
 void write_idx(const std::string& path, const Shape& dims, const std::vector<uint8_t>& data,
