@@ -139,15 +139,18 @@ QuantConfig quant_config_from_json(const json& j, const std::string& where) {
   return c;
 }
 
-QuantConfig load_quant_config(const std::string& path) {
-  std::string text = read_file(path);
+QuantConfig parse_quant_config(const std::string& text, const std::string& where) {
   json j;
   try {
     j = json::parse(text);
   } catch (const json::parse_error& e) {
-    throw Error(path, std::string("invalid JSON: ") + e.what());
+    throw Error(where, std::string("invalid JSON: ") + e.what());
   }
-  return quant_config_from_json(j, path);
+  return quant_config_from_json(j, where);
+}
+
+QuantConfig load_quant_config(const std::string& path) {
+  return parse_quant_config(read_file(path), path);
 }
 
 void save_quant_config(const QuantConfig& c, const std::string& path) {

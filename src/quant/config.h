@@ -33,6 +33,8 @@ nlohmann::json act_quant_to_json(const ActQuant& a);
 ActQuant act_quant_from_json(const nlohmann::json& j, const std::string& where);
 // `where` names the source in errors (a file path).
 QuantConfig quant_config_from_json(const nlohmann::json& j, const std::string& where);
+// The text of a quant.json file; `where` names it in errors.
+QuantConfig parse_quant_config(const std::string& text, const std::string& where);
 QuantConfig load_quant_config(const std::string& path);
 void save_quant_config(const QuantConfig& c, const std::string& path);
 
