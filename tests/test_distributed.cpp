@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "base/error.h"
+#include "base/file_io.h"
 #include "onnx/import.h"
 #include "search/sensitivity.h"
 #include "support/gradcheck.h"
@@ -167,36 +168,43 @@ TEST(Distributed, KilledRankResumesWithoutRedoingItsShards) {
   TempDir dir;
   const std::string out = dir.file("s.omega");
   const std::string cmd = kMixq + " sensitivity " + repo_path("models/fmnist_default.onnx") +
-                          " --data fmnist:train --samples 1536 --chunk 64 -o " + out;
+                          " --data fmnist:train --samples 512 --chunk 64 -o " + out;
   const CommandResult ref =
       run_command("OMP_WAIT_POLICY=passive " + kMixq + " sensitivity " +
                   repo_path("models/fmnist_default.onnx") +
-                  " --data fmnist:train --samples 1536 --chunk 64 -o " + dir.file("ref.omega"));
+                  " --data fmnist:train --samples 512 --chunk 64 -o " + dir.file("ref.omega"));
   ASSERT_EQ(ref.status, 0) << ref.err;
-  // Rank 1 is killed part of the way; mpirun then ends rank 0 as well.
-  const CommandResult killed = run_command(
-      kMpirun + "bash -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then exec timeout -s KILL 1.5 " +
-      cmd + "; else exec " + cmd + "; fi'");
+  // Rank 1 is killed with SIGKILL as soon as its first unit is checkpointed; mpirun then ends
+  // rank 0 as well, wherever it is.
   const std::string shard0 = out + ".rank0-of-2", shard1 = out + ".rank1-of-2";
+  const CommandResult killed =
+      run_command(kMpirun + "bash -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then " + cmd +
+                  " & pid=$!; while [ ! -e " + shard1 +
+                  " ] && kill -0 $pid 2>/dev/null; do sleep 0.02; done; kill -9 $pid; wait $pid; "
+                  "else exec " +
+                  cmd + "; fi'");
+  ASSERT_NE(killed.status, 0) << "the job survived the kill";
+  EXPECT_FALSE(exists(out)) << "a failed job must not write the merged file";
+  ASSERT_TRUE(exists(shard1));
+  // Each checkpoint is whole and holds the units finished before the kill.
   size_t done_before = 0;
-  if (killed.status != 0) {
-    EXPECT_FALSE(exists(out)) << "a failed job must not write the merged file";
-    // Each checkpoint, if written, is whole.
-    for (const auto& f : {shard0, shard1})
-      if (exists(f)) {
-        EXPECT_NO_THROW(done_before += done_units(load_sensitivity(f))) << f;
-      }
-    // Without --resume the leftovers are not overwritten.
-    const CommandResult refused = run_command(kMpirun + cmd);
-    EXPECT_NE(refused.status, 0);
-  }
+  for (const auto& f : {shard0, shard1})
+    if (exists(f)) {
+      EXPECT_NO_THROW(done_before += done_units(load_sensitivity(f))) << f;
+    }
+  EXPECT_GE(done_before, 1u);
+  // Without --resume the leftovers are not overwritten.
+  const std::string shard1_bytes = read_file(shard1);
+  const CommandResult refused = run_command(kMpirun + cmd);
+  EXPECT_NE(refused.status, 0);
+  EXPECT_EQ(read_file(shard1), shard1_bytes);
+
   const CommandResult resumed = run_command(kMpirun + cmd + " --resume");
   ASSERT_EQ(resumed.status, 0) << resumed.err;
   const SensitivityData r = load_sensitivity(dir.file("ref.omega"));
-  // One progress line per unit measured: the resumed job measured only what was missing (and
-  // nothing when the first job finished before the kill).
-  const size_t missing = killed.status == 0 ? 0 : r.chunks * r.layers - done_before;
-  EXPECT_EQ(count_lines(resumed.err, "rank [01]/2: chunk"), missing) << resumed.err;
+  // One progress line per unit measured: the resumed job measured only what was missing.
+  EXPECT_EQ(count_lines(resumed.err, "rank [01]/2: chunk"), r.chunks * r.layers - done_before)
+      << resumed.err;
   EXPECT_EQ(load_sensitivity(out).omega(), r.omega());
   // A second --resume finds everything done and measures nothing.
   const CommandResult again = run_command(kMpirun + cmd + " --resume");
