@@ -16,6 +16,7 @@
 #include "support/onnx_builder.h"
 #include "support/paths.h"
 #include "support/synthetic_data.h"
+#include "support/tiny_nets.h"
 
 using namespace mixq;
 using namespace mixq::test;
@@ -24,29 +25,6 @@ namespace {
 
 const std::string kMixq = MIXQ_BINARY;
 const std::string kFmnist = "/usr/share/datasets/fashion-mnist";
-
-// x[N,2,6,6] -> three convs with ReLUs -> GAP -> Flatten -> Gemm: four searchable layers.
-Graph chain_net() {
-  OnnxBuilder b;
-  b.input("x", {-1, 2, 6, 6}).output("y", {-1, 3});
-  std::string in = "x";
-  int64_t cin = 2;
-  for (int i = 0; i < 3; ++i) {
-    const std::string name = "c" + std::to_string(i);
-    b.initializer(name + "_w", random_tensor(DType::f32, {4, cin, 3, 3}, 10 + i, 0.4));
-    auto& n = b.node("Conv", {in, name + "_w"}, {name + "_o"}, name);
-    OnnxBuilder::attr(n, "pads", std::vector<int64_t>{1, 1, 1, 1});
-    b.node("Relu", {name + "_o"}, {name + "_r"}, name + "_relu");
-    in = name + "_r";
-    cin = 4;
-  }
-  b.node("GlobalAveragePool", {in}, {"p"}, "gap");
-  b.node("Flatten", {"p"}, {"f"}, "flatten");
-  b.initializer("fc_w", random_tensor(DType::f32, {3, 4}, 20, 0.5));
-  auto& g = b.node("Gemm", {"f", "fc_w"}, {"y"}, "fc");
-  OnnxBuilder::attr(g, "transB", int64_t{1});
-  return load_onnx_bytes(b.bytes(), "chain");
-}
 
 bool have_mpirun() {
   return run_command("command -v mpirun").status == 0;
@@ -96,7 +74,7 @@ TEST(Distributed, ShardsBalanceCostNotCount) {
 }
 
 TEST(Distributed, MergedShardsEqualOneProcess) {
-  Graph g = chain_net();
+  Graph g = conv_chain_net(3);
   SyntheticDataset data(80, {2, 6, 6}, 3, 5);
   auto space = make_search_space(g, parse_candidates("w2,w4,w8", "test"), true, 8);
   ASSERT_EQ(space.num_searched(), 4u);
