@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/memory.h"
+#include "data/idx.h"
 #include "data/image.h"
 #include "onnx/import.h"
 #include "pack/packed.h"
@@ -127,6 +128,23 @@ TEST(Memory, ImageHeaderPastTheLimitIsRefusedBeforeDecoding) {
     ADD_FAILURE() << "decoded";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("big.png: decoding an image of 8000x8000 pixels needs"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Memory, IdxHeaderPastTheLimitIsRefusedBeforeReading) {
+  // 100000 x 28 x 28 bytes declared (78 MB), a few present.
+  std::string idx = {0, 0, 0x08, 3};
+  for (uint32_t d : {100000u, 28u, 28u})
+    for (int shift = 24; shift >= 0; shift -= 8) idx.push_back(static_cast<char>(d >> shift));
+  idx += std::string(16, '\0');
+  ScopedLimit limit(uint64_t{10} << 20);
+  try {
+    read_idx_bytes(idx, "big-images-idx3-ubyte", 3);
+    ADD_FAILURE() << "read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("big-images-idx3-ubyte: the header's array needs 74.8 MB"),
               std::string::npos)
         << e.what();
   }

@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "base/file_io.h"
+#include "base/memory.h"
 
 namespace mixq {
 
@@ -136,6 +137,7 @@ IdxArray read_idx_bytes(const std::string& bytes, const std::string& where, int 
     total *= d;
     check(total <= kMaxIdxBytes, where, "header claims an array of more than 16 GiB");
   }
+  check_memory(static_cast<double>(total), where, "the header's array");
 
   // Read one byte past the expected end to detect trailing data.
   size_t got = 0;
@@ -164,19 +166,24 @@ void write_idx(const std::string& path, const Shape& dims, const std::vector<uin
   for (int64_t d : dims)
     for (int s = 24; s >= 0; s -= 8) bytes.push_back(static_cast<uint8_t>(d >> s));
   bytes.insert(bytes.end(), data.begin(), data.end());
-  if (gz) {
-    gzFile f = gzopen(path.c_str(), "wb");
-    check(f != nullptr, path, "cannot create file");
-    const int w = gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
-    const int c = gzclose(f);
-    check(w == static_cast<int>(bytes.size()) && c == Z_OK, path, "write error");
-  } else {
-    std::FILE* f = std::fopen(path.c_str(), "wb");
-    check(f != nullptr, path, std::string("cannot create file: ") + std::strerror(errno));
-    const size_t w = std::fwrite(bytes.data(), 1, bytes.size(), f);
-    const int c = std::fclose(f);
-    check(w == bytes.size() && c == 0, path, "write error");
+  if (!gz) {
+    write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+    return;
   }
+  // Compressed in memory (15 + 16: the gzip wrapper), then written like every other file.
+  z_stream z{};
+  check(deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK,
+        path, "cannot start gzip encoding");
+  std::string out(deflateBound(&z, static_cast<uLong>(bytes.size())), '\0');
+  z.next_in = bytes.data();
+  z.avail_in = static_cast<uInt>(bytes.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int r = deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  check(r == Z_STREAM_END, path, "gzip encoding failed");
+  write_file_atomic(path, out);
 }
 
 }  // namespace mixq
