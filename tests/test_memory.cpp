@@ -185,9 +185,11 @@ TEST(Memory, CommandLineRefusesWhatDoesNotFit) {
   expect_clean_error(run_command(kMixq + " inspect " + model + " --mem-limit 0G"), "--mem-limit",
                      2);
   if (!exists(kFmnist)) GTEST_SKIP() << "missing " << kFmnist << ": data cases skipped";
-  // A batch that alone passes the limit names the data.
+  // The data file's declared array, then a batch that alone passes the limit, name the data.
+  expect_clean_error(run_command(kMixq + " eval " + model + " --data fmnist:test --mem-limit 2M"),
+                     "t10k-images-idx3-ubyte.gz: the header's array needs 7.48 MB");
   expect_clean_error(
-      run_command(kMixq + " eval " + model + " --data fmnist:test --batch 4096 --mem-limit 2M"),
+      run_command(kMixq + " eval " + model + " --data fmnist:test --batch 4096 --mem-limit 10M"),
       "fmnist:test (10000 images): a batch of 4096 samples needs 12.2 MB");
   // Activations that pass it name the node that asked for them.
   expect_clean_error(
