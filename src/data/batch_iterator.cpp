@@ -110,7 +110,13 @@ bool BatchIterator::next(Batch& batch) {
   if (pos_ >= order_.size()) return false;
   const size_t n = std::min(options_.batch_size, order_.size() - pos_);
   std::vector<size_t> idx(order_.begin() + pos_, order_.begin() + pos_ + n);
-  batch = dataset_.get(idx);
+  batch = Batch{};  // the previous batch's memory goes before the next one is decoded
+  try {
+    batch = dataset_.get(idx);
+  } catch (const Error& e) {
+    if (e.where() != "tensor") throw;
+    throw Error(dataset_.description(), "a batch of " + std::to_string(n) + ": " + e.cause());
+  }
   pos_ += n;
   return true;
 }

@@ -68,9 +68,16 @@ EvalResult evaluate(Executor& ex, const Dataset& data, const EvalOptions& option
     } catch (const Error& e) {
       throw Error(data.description(), "does not fit the model: " + std::string(e.what()));
     }
-    out = ex.run({batch.images});
-    compute += std::chrono::duration<double>(clock::now() - c0).count();
-    metrics.add(out.at(0), batch.labels, ex.graph().source);
+    try {
+      out = ex.run({batch.images});
+      compute += std::chrono::duration<double>(clock::now() - c0).count();
+      metrics.add(out.at(0), batch.labels, ex.graph().source);
+    } catch (const Error& e) {
+      // A buffer past the memory limit outside any node: say which model and batch.
+      if (e.where() != "tensor") throw;
+      throw Error(ex.graph().source, "evaluating a batch of " +
+                                         std::to_string(batch.labels.size()) + ": " + e.cause());
+    }
     done += batch.labels.size();
     if (options.progress) options.progress(done, it.num_samples());
   }
