@@ -34,6 +34,8 @@ namespace {
 // a float constant of its dequantized values.
 int add_dequantized_weight(Graph& g, const QuantLayer& l, const std::vector<RowQuant>& rows) {
   const Tensor& w = g.constant(l.weight);
+  // A copy: adding values below may move g.values, and w with them.
+  const Shape shape = w.shape();
   IntegerWeight iw = integer_weight(w, rows, l.row_axis);
   const std::string base = g.values[l.weight].name + "/q";
   if (iw.max_abs_code > std::numeric_limits<int32_t>::max())
@@ -57,7 +59,7 @@ int add_dequantized_weight(Graph& g, const QuantLayer& l, const std::vector<RowQ
                g.add_constant(base + "/step", Tensor::from<float>({n}, iw.step)),
                g.add_constant(base + "/zero_point", std::move(zero))};
   const int out = g.add_value(base + "/dequantized", DType::f32);
-  g.values[out].shape = w.shape();
+  g.values[out].shape = shape;
   g.values[out].shape_known = true;
   dq.outputs = {out};
   dq.attrs["axis"] = static_cast<int64_t>(l.row_axis);
