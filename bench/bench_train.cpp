@@ -15,10 +15,10 @@
 #include <string>
 
 #include "base/error.h"
+#include "base/rng.h"
 #include "models/models.h"
 #include "onnx/import.h"
 #include "runtime/executor.h"
-#include "train/rng.h"
 #include "train/trainer.h"
 
 namespace {

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "base/rng.h"
 #include "data/dataset.h"
 #include "eval/evaluate.h"
 #include "models/models.h"
@@ -17,7 +18,6 @@
 #include "support/paths.h"
 #include "support/peer.h"
 #include "train/params.h"
-#include "train/rng.h"
 
 using namespace mixq;
 

@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "base/error.h"
+#include "base/rng.h"
 #include "data/idx.h"
 #include "eval/evaluate.h"
 #include "models/builder.h"
@@ -20,7 +21,6 @@
 #include "quant/layers.h"
 #include "support/onnx_builder.h"
 #include "support/synthetic_data.h"
-#include "train/rng.h"
 
 using namespace mixq;
 using namespace mixq::test;

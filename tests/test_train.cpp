@@ -6,12 +6,12 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "base/rng.h"
 #include "support/onnx_builder.h"
 #include "train/augment.h"
 #include "train/checkpoint.h"
 #include "train/loss.h"
 #include "train/optimizer.h"
-#include "train/rng.h"
 #include "train/schedule.h"
 
 using namespace mixq;

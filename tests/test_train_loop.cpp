@@ -8,12 +8,12 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "base/rng.h"
 #include "models/builder.h"
 #include "models/models.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
 #include "support/onnx_builder.h"
-#include "train/rng.h"
 #include "train/tensor_dataset.h"
 #include "train/trainer.h"
 

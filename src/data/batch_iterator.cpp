@@ -5,53 +5,11 @@
 
 #include "base/error.h"
 #include "base/memory.h"
+#include "base/rng.h"
 
 namespace mixq {
 
 namespace {
-
-uint64_t splitmix64(uint64_t& x) {
-  uint64_t z = (x += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// xoshiro256**: small, fast, and fully specified (std distributions are not portable).
-class Rng {
- public:
-  explicit Rng(uint64_t seed) {
-    for (auto& s : s_) s = splitmix64(seed);
-  }
-  uint64_t next() {
-    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
-  // Uniform in [0, n), unbiased (Lemire's multiply-and-reject).
-  uint64_t below(uint64_t n) {
-    __uint128_t m = static_cast<__uint128_t>(next()) * n;
-    uint64_t low = static_cast<uint64_t>(m);
-    if (low < n) {
-      const uint64_t threshold = -n % n;
-      while (low < threshold) {
-        m = static_cast<__uint128_t>(next()) * n;
-        low = static_cast<uint64_t>(m);
-      }
-    }
-    return static_cast<uint64_t>(m >> 64);
-  }
-
- private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t s_[4];
-};
 
 // Distinct streams for the subset draw and each epoch's order.
 uint64_t stream_seed(uint64_t seed, uint64_t stream) {

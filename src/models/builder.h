@@ -6,8 +6,8 @@
 #pragma once
 #include <string>
 
+#include "base/rng.h"
 #include "ir/graph.h"
-#include "train/rng.h"
 
 namespace mixq {
 

@@ -4,11 +4,11 @@
 #include <cstdio>
 
 #include "base/error.h"
+#include "base/rng.h"
 #include "quant/quantizer.h"
 #include "runtime/executor.h"
 #include "train/backprop.h"
 #include "train/loss.h"
-#include "train/rng.h"
 
 namespace mixq {
 namespace {

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "base/error.h"
-#include "train/rng.h"
+#include "base/rng.h"
 
 namespace mixq {
 

@@ -1,6 +1,6 @@
-// The random numbers of training (initialisation, augmentation): xoshiro256** seeded with
-// splitmix64, with our own uniform and normal draws, so a seed gives the same numbers on every
-// platform and standard library (std distributions are implementation-defined).
+// mixq's random numbers (sample subsets, shuffles, initialisation, augmentation): xoshiro256**
+// seeded with splitmix64, with our own uniform and normal draws, so a seed gives the same numbers
+// on every platform and standard library (std distributions are implementation-defined).
 #pragma once
 #include <cmath>
 #include <cstdint>
