@@ -10,69 +10,16 @@
 #include "base/error.h"
 #include "ops/broadcast.h"
 #include "runtime/executor.h"
+#include "support/op_runner.h"
 
 using namespace mixq;
+using namespace mixq::test;
 
 namespace {
 
-// A graph of one node "n0" whose inputs are graph inputs; an undefined tensor is an omitted input.
-Graph one_node(const std::string& op, const std::vector<Tensor>& inputs,
-               std::map<std::string, Attribute> attrs, int64_t opset) {
-  Graph g;
-  g.opset = opset;
-  Node n;
-  n.name = "n0";
-  n.op_type = op;
-  n.attrs = std::move(attrs);
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].defined()) {
-      n.inputs.push_back(-1);
-      continue;
-    }
-    int v = g.add_value("in" + std::to_string(i), inputs[i].dtype());
-    g.inputs.push_back(v);
-    n.inputs.push_back(v);
-  }
-  int y = g.add_value("y");
-  n.outputs = {y};
-  g.outputs = {y};
-  g.nodes.push_back(n);
-  g.sort();
-  return g;
-}
-
-Tensor run(const std::string& op, const std::vector<Tensor>& inputs, Impl impl = Impl::reference,
-           std::map<std::string, Attribute> attrs = {}, int64_t opset = 13,
-           std::string* chosen = nullptr) {
-  Executor ex(one_node(op, inputs, std::move(attrs), opset), impl);
-  if (chosen) *chosen = ex.impl_name(0);
-  std::vector<Tensor> feeds;
-  for (const Tensor& t : inputs)
-    if (t.defined()) feeds.push_back(t);
-  return ex.run(feeds)[0];
-}
-
-Tensor f32(Shape s, std::vector<float> v) {
-  return Tensor::from<float>(std::move(s), v);
-}
-
-Tensor random_f32(const Shape& s, std::mt19937& rng, float lo = -3.0f, float hi = 3.0f) {
-  std::uniform_real_distribution<float> d(lo, hi);
-  Tensor t(DType::f32, s);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
-  return t;
-}
-
-void expect_close(const Tensor& got, const Tensor& want, double rtol = 1e-6, double atol = 1e-6) {
-  ASSERT_EQ(got.dtype(), want.dtype());
-  ASSERT_EQ(shape_str(got.shape()), shape_str(want.shape()));
-  for (int64_t i = 0; i < got.numel(); ++i) {
-    const double a = got.get_double(i), b = want.get_double(i);
-    if (std::isnan(b))
-      EXPECT_TRUE(std::isnan(a)) << "element " << i;
-    else
-      EXPECT_NEAR(a, b, atol + rtol * std::fabs(b)) << "element " << i;
-  }
+// This file's default range.
+Tensor random_f32(const Shape& s, std::mt19937& rng) {
+  return mixq::test::random_f32(s, rng, -3.0f, 3.0f);
 }
 
 // f applied to every element of x, computed in double.
@@ -81,15 +28,6 @@ Tensor map(const Tensor& x, const std::function<double(double)>& f) {
   for (int64_t i = 0; i < x.numel(); ++i)
     y.data<float>()[i] = static_cast<float>(f(x.get_double(i)));
   return y;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 const Impl kBoth[] = {Impl::reference, Impl::fast};
