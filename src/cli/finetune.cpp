@@ -97,20 +97,10 @@ int run_finetune(const FinetuneArgs& a) {
                    o.seed)
             << std::flush;
 
-  bool done = false;
   const auto t0 = std::chrono::steady_clock::now();
-  {
-    StopOnSignal guard;
-    done = qat.fit(*train, val.get());
-  }
-  if (!done) {
-    std::cout << fmt::format("stopped at epoch {}, step {}{}; nothing written\n",
-                             qat.trainer().epochs_done() + 1, qat.trainer().steps(),
-                             a.checkpoint.empty()
-                                 ? " (give --checkpoint to be able to resume)"
-                                 : "; checkpoint " + a.checkpoint + " (continue with --resume)");
-    return StopOnSignal::stopped() ? 130 : 0;
-  }
+  if (auto status = fit_or_report_stop([&] { return qat.fit(*train, val.get()); }, qat.trainer(),
+                                       a.checkpoint, "nothing"))
+    return *status;
   const QatResult r = qat.result();
   fs::create_directories(a.out);
   const std::string model_path = a.out + "/model.onnx", cfg_path = a.out + "/quant.json";

@@ -138,20 +138,10 @@ int run_train(const TrainArgs& a) {
                    o.seed)
             << std::flush;
 
-  bool done = false;
   const auto t0 = std::chrono::steady_clock::now();
-  {
-    StopOnSignal guard;
-    done = trainer.fit(*train, val.get());
-  }
-  if (!done) {
-    std::cout << fmt::format("stopped at epoch {}, step {}{}; no model written\n",
-                             trainer.epochs_done() + 1, trainer.steps(),
-                             a.checkpoint.empty()
-                                 ? " (give --checkpoint to be able to resume)"
-                                 : "; checkpoint " + a.checkpoint + " (continue with --resume)");
-    return StopOnSignal::stopped() ? 130 : 0;
-  }
+  if (auto status = fit_or_report_stop([&] { return trainer.fit(*train, val.get()); }, trainer,
+                                       a.checkpoint, "no model"))
+    return *status;
   // Built-in models are opset 13; an imported model keeps its own opset.
   Graph trained = trainer.inference_graph(true);
   ExportOptions eo;

@@ -82,4 +82,20 @@ bool StopOnSignal::stopped() {
   return g_stop.load();
 }
 
+std::optional<int> fit_or_report_stop(const std::function<bool()>& fit, const Trainer& trainer,
+                                      const std::string& checkpoint, const std::string& unwritten) {
+  bool done = false;
+  {
+    StopOnSignal guard;
+    done = fit();
+  }
+  if (done) return std::nullopt;
+  std::cout << fmt::format(
+      "stopped at epoch {}, step {}{}; {} written\n", trainer.epochs_done() + 1, trainer.steps(),
+      checkpoint.empty() ? " (give --checkpoint to be able to resume)"
+                         : "; checkpoint " + checkpoint + " (continue with --resume)",
+      unwritten);
+  return StopOnSignal::stopped() ? 130 : 0;
+}
+
 }  // namespace mixq::cli

@@ -3,6 +3,8 @@
 #pragma once
 #include <atomic>
 #include <csignal>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,5 +38,11 @@ class StopOnSignal {
   void (*old_int_)(int);
   void (*old_term_)(int);
 };
+
+// Runs `fit` with StopOnSignal in force. When it stops before the end (a signal, or a budget of
+// steps), prints where it stopped and how to continue, and returns the exit status: 130 after a
+// signal, else 0. Returns nothing when training finished.
+std::optional<int> fit_or_report_stop(const std::function<bool()>& fit, const Trainer& trainer,
+                                      const std::string& checkpoint, const std::string& unwritten);
 
 }  // namespace mixq::cli
