@@ -26,7 +26,13 @@ struct Geometry {
   bool bias;
 };
 
-Graph qconv_graph(const Geometry& g, uint32_t seed) {
+// The fused forms the inference passes give a QConv.
+struct Fused {
+  bool relu = false, sum = false, nhwc = false;
+  int64_t qmax = 255;
+};
+
+Graph qconv_graph(const Geometry& g, uint32_t seed, const Fused& f = {}) {
   Graph gr;
   gr.opset = 13;
   std::mt19937 rng(seed);
@@ -46,13 +52,23 @@ Graph qconv_graph(const Geometry& g, uint32_t seed) {
     float& s = gr.values[n.inputs[2]].constant->data<float>()[i];
     s = std::fabs(s) + 1e-3f;
   }
-  if (g.bias) n.inputs.push_back(gr.add_constant("b", random_tensor(DType::f32, {g.o}, seed + 2)));
+  if (g.bias || f.sum)
+    n.inputs.push_back(g.bias ? gr.add_constant("b", random_tensor(DType::f32, {g.o}, seed + 2))
+                              : -1);
+  if (f.sum) {
+    const int s = gr.add_value("s", DType::f32);
+    gr.inputs.push_back(s);
+    n.inputs.push_back(s);
+    n.attrs["mixq_sum"] = int64_t{1};
+  }
+  if (f.relu) n.attrs["mixq_activation"] = std::string("Relu");
+  if (f.nhwc) n.attrs["mixq_layout"] = std::string("NHWC");
   n.attrs["strides"] = std::vector<int64_t>{g.stride, g.stride};
   n.attrs["pads"] = std::vector<int64_t>{g.pad, g.pad, g.pad, g.pad};
   n.attrs["dilations"] = std::vector<int64_t>{g.dil, g.dil};
   n.attrs["group"] = g.group;
   n.attrs["scale"] = 0.02f;
-  n.attrs["qmax"] = int64_t{255};
+  n.attrs["qmax"] = f.qmax;
   const int y = gr.add_value("y");
   n.outputs = {y};
   gr.outputs = {y};
@@ -87,6 +103,46 @@ TEST(QConv, FastMatchesReferenceOnRandomGeometries) {
     }
     EXPECT_LT(worst, 1e-6 * top) << "case c=" << g.c << " o=" << g.o << " group=" << g.group;
   }
+}
+
+// Relu, residual sum and channels-last, as the fusion and layout passes set them: the oneDNN
+// kernel (post-ops inside the convolution, or the float tail where it cannot) against the
+// reference, on geometries including a padding as wide as the kernel and a qmax below 255.
+TEST(QConv, FusedFormsMatchReference) {
+  const Geometry cases[] = {
+      {2, 16, 8, 8, 16, 3, 1, 1, 1, 1, true},
+      {1, 8, 6, 6, 16, 1, 1, 1, 1, 1, true},  // 1x1 kernel, pad 1: whole rows in the padding
+      {2, 12, 5, 5, 12, 3, 2, 1, 1, 4, false},
+  };
+  uint32_t seed = 50;
+  for (const Geometry& g : cases)
+    for (int form = 0; form < 16; ++form) {
+      Fused f;
+      f.relu = form & 1;
+      f.sum = form & 2;
+      f.nhwc = form & 4;
+      f.qmax = form & 8 ? 15 : 255;
+      const Graph gr = qconv_graph(g, seed++, f);
+      const Shape xs = f.nhwc ? Shape{g.n, g.h, g.w, g.c} : Shape{g.n, g.c, g.h, g.w};
+      const int64_t oh = (g.h + 2 * g.pad - g.dil * (g.k - 1) - 1) / g.stride + 1;
+      const int64_t ow = (g.w + 2 * g.pad - g.dil * (g.k - 1) - 1) / g.stride + 1;
+      const Shape ys = f.nhwc ? Shape{g.n, oh, ow, g.o} : Shape{g.n, g.o, oh, ow};
+      std::vector<Tensor> feeds = {random_tensor(DType::f32, xs, seed++, 2.0)};
+      if (f.sum) feeds.push_back(random_tensor(DType::f32, ys, seed++, 1.0));
+      Executor fast(gr, Impl::fast);
+      ASSERT_EQ(fast.impl_name(0), "dnnl");
+      const Tensor a = fast.run(feeds)[0];
+      const Tensor b = Executor(gr, Impl::reference).run(feeds)[0];
+      ASSERT_EQ(a.shape(), ys);
+      ASSERT_EQ(b.shape(), ys);
+      double worst = 0, top = 0;
+      for (int64_t i = 0; i < a.numel(); ++i) {
+        worst = std::max(worst, double(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
+        top = std::max(top, double(std::fabs(b.data<float>()[i])));
+      }
+      EXPECT_LT(worst, 1e-5 * top) << "k=" << g.k << " pad=" << g.pad << " relu=" << f.relu
+                                   << " sum=" << f.sum << " nhwc=" << f.nhwc << " qmax=" << f.qmax;
+    }
 }
 
 // Conv -> Relu -> Conv: the second conv's input is unsigned, so it runs as QConv; the first

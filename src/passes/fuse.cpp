@@ -21,12 +21,20 @@ bool plain(const Node& n, const char* op) {
 
 }  // namespace
 
+bool is_fusable_conv(const Node& n) {
+  return plain(n, "Conv") || (n.domain == "mixq" && n.op_type == "QConv");
+}
+
+int fused_sum_input(const Node& n) {
+  return n.domain == "mixq" && n.op_type == "QConv" ? 4 : 3;
+}
+
 int fuse_conv_activations(Graph& g, const ShapeInfo& shapes) {
   const auto users = g.consumers();
   std::vector<bool> dead(g.nodes.size(), false);
   int removed = 0;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (dead[i] || !plain(g.nodes[i], "Conv") || g.nodes[i].outputs.size() != 1) continue;
+    if (dead[i] || !is_fusable_conv(g.nodes[i]) || g.nodes[i].outputs.size() != 1) continue;
     size_t at = i;  // where the (growing) fused conv sits
     while (true) {
       Node& conv = g.nodes[at];
@@ -44,8 +52,9 @@ int fuse_conv_activations(Graph& g, const ShapeInfo& shapes) {
         // `other` cannot depend on y: y's only reader is this Add.
         if (other < 0 || g.is_constant(other) || !shapes.same_shape(other, y)) break;
         conv.attrs["mixq_sum"] = int64_t{1};
-        conv.inputs.resize(4, -1);
-        conv.inputs[3] = other;
+        const int at_sum = fused_sum_input(conv);
+        conv.inputs.resize(at_sum + 1, -1);
+        conv.inputs[at_sum] = other;
       } else {
         break;
       }

@@ -1,5 +1,7 @@
 #include "passes/layout.h"
 
+#include "passes/fuse.h"
+
 #include <algorithm>
 #include <set>
 #include <string>
@@ -172,11 +174,12 @@ class LayoutPass {
     // Nodes placed by an earlier run, and ones whose extra outputs are used, stay as they are.
     if (n.has("mixq_layout") || !only_first_output(n)) return emit_plain(std::move(n));
     const int x = n.has_input(0) ? n.inputs[0] : -1;
-    if (onnx_op(n, "Conv") && x >= 0 && g_.values[x].dtype == DType::f32 && rank4(x) &&
+    if (is_fusable_conv(n) && x >= 0 && g_.values[x].dtype == DType::f32 && rank4(x) &&
         n.has_input(1) && rank4(n.inputs[1])) {
-      if (n.get_int("mixq_sum", 0) != 0 && n.has_input(3)) {
-        if (!rank4(n.inputs[3])) return emit_plain(std::move(n));
-        n.inputs[3] = get(n.inputs[3], true);
+      const int s = fused_sum_input(n);
+      if (n.get_int("mixq_sum", 0) != 0 && n.has_input(s)) {
+        if (!rank4(n.inputs[s])) return emit_plain(std::move(n));
+        n.inputs[s] = get(n.inputs[s], true);
       }
       n.inputs[0] = get(x, true);
       n.attrs["mixq_layout"] = std::string("NHWC");

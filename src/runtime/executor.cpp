@@ -9,12 +9,13 @@
 #include <mutex>
 
 #include "base/error.h"
+#include "passes/fuse.h"
 #include "passes/optimize.h"
 
 namespace mixq {
 namespace {
 
-// For each node, whether run() may let it accumulate its fused sum into inputs[3]'s buffer:
+// For each node, whether run() may let it accumulate its fused sum into that input's buffer:
 // that value must be computed by the graph (not an input or constant, whose tensors belong to
 // the caller), not be a graph output, be read by no later node, and not be another input of
 // the node itself (the conv would overwrite what it reads).
@@ -29,8 +30,9 @@ std::vector<bool> in_place_sums(const Graph& g) {
   std::vector<bool> ok(g.nodes.size(), false);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
-    if (n.get_int("mixq_sum", 0) == 0 || !n.has_input(3) || n.outputs.empty()) continue;
-    const int s = n.inputs[3];
+    const int at = fused_sum_input(n);
+    if (n.get_int("mixq_sum", 0) == 0 || !n.has_input(at) || n.outputs.empty()) continue;
+    const int s = n.inputs[at];
     const int uses = static_cast<int>(std::count(n.inputs.begin(), n.inputs.end(), s));
     ok[i] = !caller_owned[s] && !g.is_constant(s) && g.values[s].producer >= 0 &&
             last_reader[s] == static_cast<int>(i) && uses == 1 && n.outputs[0] != s;
@@ -123,7 +125,7 @@ void Executor::run_nodes(std::vector<Tensor>& env, size_t first, size_t last, bo
     ThreadLimit serial(threaded && largest < kSerialBelow, 1);
     for (int v : node.outputs) out.push_back(v >= 0 ? &env[v] : nullptr);
     // The sum's tensor must be env's alone: a view or a caller's copy must not change.
-    const int s = node.has_input(3) ? node.inputs[3] : -1;
+    const int s = node.has_input(fused_sum_input(node)) ? node.inputs[fused_sum_input(node)] : -1;
     if (in_place && sum_in_place_[i] && env[s].unique()) {
       Tensor spare = std::move(env[node.outputs[0]]);
       env[node.outputs[0]] = env[s];
