@@ -204,6 +204,19 @@ TEST(QConv, ResNet20Int8TopOneWithinATenthOfFakeQuantized) {
   eo.limit = 2000;
   Executor fq(apply_quant(g, cfg), Impl::fast, true);
   Executor q8(apply_quant(g, cfg, "t", WeightForm::int8), Impl::fast, true);
+  // The optimised int8 graph runs QConv channels-last with ReLU and the residual Adds fused in.
+  int qconvs = 0, nhwc = 0, relu = 0, sums = 0;
+  for (const Node& n : q8.graph().nodes) {
+    if (n.op_type != "QConv") continue;
+    ++qconvs;
+    nhwc += n.get_string("mixq_layout", "") == "NHWC";
+    relu += n.get_string("mixq_activation", "") == "Relu";
+    sums += n.get_int("mixq_sum", 0) == 1;
+  }
+  EXPECT_EQ(qconvs, 18);  // every conv but the first (signed input)
+  EXPECT_EQ(nhwc, qconvs);
+  EXPECT_EQ(relu, qconvs);
+  EXPECT_EQ(sums, 9);  // the second conv of each residual block
   const double a = evaluate(fq, *data, eo).top1 * 100, b = evaluate(q8, *data, eo).top1 * 100;
   std::printf("fake-quantized %.2f %%, int8 %.2f %%\n", a, b);
   EXPECT_NEAR(a, b, 0.1);
