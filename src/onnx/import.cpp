@@ -173,15 +173,6 @@ Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
   check(opset <= kMaxOpset, where,
         "opset " + std::to_string(opset) + " is newer than supported (" +
             std::to_string(kMaxOpset) + ")");
-  if (opset < kMinOpset) {
-    try {
-      model = onnx::version_conversion::ConvertVersion(model, 13);
-      opset = 13;
-    } catch (const std::exception& e) {
-      throw Error(where, "opset " + std::to_string(opset) + " could not be converted to 13: " +
-                             std::string(e.what()).substr(0, 200));
-    }
-  }
   if (model.ir_version() < 4) {
     // Before IR 4 every initializer had to be a graph input too; older exporters did not always
     // comply. List the missing ones so the checker accepts what every runtime accepts.
@@ -197,13 +188,43 @@ Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
       for (int64_t d : init.dims()) tt->mutable_shape()->add_dim()->set_dim_value(d);
     }
   }
-  try {
-    onnx::checker::check_model(model);
-  } catch (const std::exception& e) {
-    std::string msg = e.what();
-    for (char& c : msg)
-      if (c == '\n') c = ' ';
-    throw Error(where, "ONNX checker: " + msg.substr(0, 300));
+  {
+    // Every value used must be defined: libonnx's checker does not look at graph outputs, and
+    // its version converter writes through a null pointer on one that nothing defines.
+    const auto& gp = model.graph();
+    std::set<std::string> defined;
+    for (const auto& in : gp.input()) defined.insert(in.name());
+    for (const auto& init : gp.initializer()) defined.insert(init.name());
+    for (const auto& n : gp.node()) defined.insert(n.output().begin(), n.output().end());
+    for (const auto& n : gp.node())
+      for (const auto& in : n.input())
+        check(in.empty() || defined.count(in), where,
+              "node '" + n.name() + "' reads value '" + in + "' that nothing defines");
+    for (const auto& out : gp.output())
+      check(defined.count(out.name()), where,
+            "graph output '" + out.name() + "' is a value that nothing defines");
+  }
+  auto run_checker = [&] {
+    try {
+      onnx::checker::check_model(model);
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      for (char& c : msg)
+        if (c == '\n') c = ' ';
+      throw Error(where, "ONNX checker: " + msg.substr(0, 300));
+    }
+  };
+  run_checker();
+  if (opset < kMinOpset) {
+    // Only a model the checks above accepted: libonnx's converter trusts its input.
+    try {
+      model = onnx::version_conversion::ConvertVersion(model, 13);
+      opset = 13;
+    } catch (const std::exception& e) {
+      throw Error(where, "opset " + std::to_string(opset) + " could not be converted to 13: " +
+                             std::string(e.what()).substr(0, 200));
+    }
+    run_checker();
   }
   try {
     onnx::shape_inference::InferShapes(model);

@@ -143,7 +143,7 @@ QuantConfig parse_quant_config(const std::string& text, const std::string& where
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number too large
     throw Error(where, std::string("invalid JSON: ") + e.what());
   }
   return quant_config_from_json(j, where);

@@ -405,7 +405,8 @@ SensitivityData load_sensitivity(const std::string& path) {
 
 SensitivityData parse_sensitivity(const std::string& bytes, const std::string& path) {
   size_t pos = 0;
-  auto need = [&](size_t n) { check(pos + n <= bytes.size(), path, "truncated sensitivity file"); };
+  // n <= size - pos, not pos + n <= size: a corrupt length near 2^64 would wrap the sum.
+  auto need = [&](size_t n) { check(n <= bytes.size() - pos, path, "truncated sensitivity file"); };
   need(8);
   check(bytes.compare(0, 8, "MIXQOMG1") == 0, path, "not a mixq sensitivity file (bad magic)");
   pos = 8;
@@ -430,8 +431,11 @@ SensitivityData parse_sensitivity(const std::string& bytes, const std::string& p
   };
   SensitivityData d;
   d.header = get_json();
-  check(d.header.value("format", "") == "mixq-sensitivity", path, "not a mixq sensitivity file");
-  check(d.header.value("version", 0) == SensitivityData::kVersion, path,
+  // value() with a JSON default: a field of another type compares unequal instead of throwing.
+  const nlohmann::json none;
+  check(d.header.is_object() && d.header.value("format", none) == "mixq-sensitivity", path,
+        "not a mixq sensitivity file");
+  check(d.header.value("version", none) == SensitivityData::kVersion, path,
         "unsupported sensitivity file version");
   nlohmann::json counters = get_json();
   try {
