@@ -7,6 +7,7 @@ packages=(
   libdnnl-dev libeigen3-dev coinor-libcbc-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
   libopenmpi-dev openmpi-bin
+  clang libclang-rt-14-dev libomp-dev
   libjpeg-dev libpng-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist libonnx-testdata
