@@ -52,6 +52,19 @@ TEST(FuzzRegressions, QuantConfigWithOverflowingNumberIsInvalidJson) {
       {"q.json", "invalid JSON"});
 }
 
+// fuzz_quant_config: "format" or "model" of another type than a string (a repeated key keeps
+// its last value, here an array) made nlohmann's value() throw type_error.
+TEST(FuzzRegressions, QuantConfigFieldsOfTheWrongType) {
+  expect_error([] { parse_quant_config(R"({"format": "mixq-quant", "format": [1]})", "q.json"); },
+               {"q.json", "not a mixq quantization config"});
+  expect_error(
+      [] {
+        parse_quant_config(R"({"format": "mixq-quant", "version": 1, "model": 3, "layers": []})",
+                           "q.json");
+      },
+      {"q.json", "'model' has the wrong type"});
+}
+
 // fuzz_omega: a header that is valid JSON but not an object (here the number 5) made
 // nlohmann's value() throw type_error.
 TEST(FuzzRegressions, SensitivityHeaderThatIsNotAnObject) {
@@ -61,4 +74,19 @@ TEST(FuzzRegressions, SensitivityHeaderThatIsNotAnObject) {
     bytes += header;
     expect_error([&] { parse_sensitivity(bytes, "s.omega"); }, {"s.omega"});
   }
+}
+
+// fuzz_onnx: libonnx's shape inference for Conv indexes the input's dimensions by the weight's
+// spatial rank; a Conv reading a rank-2 value (here the output of a Conv with a rank-1 weight)
+// with a rank-4 weight made it read through a null pointer.
+TEST(FuzzRegressions, ConvKernelOfHigherRankThanItsInput) {
+  OnnxBuilder b;
+  b.input("x", {-1, 2, 6, 6}).output("y", {-1, 4});
+  b.initializer("aw", Tensor::from<float>({4}, {1, 2, 3, 4}));
+  b.node("Conv", {"x", "aw"}, {"a"}, "conv_a");
+  b.initializer("bw", Tensor(DType::f32, {4, 4, 3, 3}));
+  b.node("Conv", {"a", "bw"}, {"c"}, "conv_b");
+  b.node("Flatten", {"c"}, {"y"}, "flatten");
+  expect_error([&] { load_onnx_bytes(b.bytes(), "conv.onnx"); },
+               {"conv.onnx", "shape inference", "spatial dimensions"});
 }

@@ -7,8 +7,12 @@
 
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "base/error.h"
@@ -86,6 +90,65 @@ Attribute attribute_from_proto(const onnx::AttributeProto& a, const std::string&
                              AP::AttributeType_Name(a.type()));
   }
 }
+
+// libonnx 1.12's shape inference for convolutions and pooling takes the kernel's spatial rank
+// from kernel_shape or the weight and indexes the input's dimensions with it, without checking
+// that the input has as many: a Conv whose weight and input ranks differ made it read through a
+// null pointer. This registry hands out those schemas with a check in front.
+class GuardedSchemas : public onnx::ISchemaRegistry {
+ public:
+  const onnx::OpSchema* GetSchema(const std::string& op, const int version,
+                                  const std::string& domain) const override {
+    const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema(op, version, domain);
+    const int weight = weight_input(op, domain);
+    if (!s || weight == kNotGuarded) return s;
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = guarded_.find(s);
+    if (it == guarded_.end()) {
+      auto copy = std::make_unique<onnx::OpSchema>(*s);
+      copy->TypeAndShapeInferenceFunction(
+          [infer = s->GetTypeAndShapeInferenceFunction(), op, weight](onnx::InferenceContext& ctx) {
+            check_kernel_rank(ctx, op, weight);
+            if (infer) infer(ctx);
+          });
+      it = guarded_.emplace(s, std::move(copy)).first;
+    }
+    return it->second.get();
+  }
+
+ private:
+  static constexpr int kNotGuarded = -2, kNoWeight = -1;
+
+  // Index of the weight input of the ops that need the check (kNoWeight: pooling).
+  static int weight_input(const std::string& op, const std::string& domain) {
+    if (!domain.empty() && domain != "ai.onnx") return kNotGuarded;
+    if (op == "Conv" || op == "ConvTranspose" || op == "ConvInteger") return 1;
+    if (op == "QLinearConv") return 3;
+    if (op == "MaxPool" || op == "AveragePool" || op == "LpPool") return kNoWeight;
+    return kNotGuarded;
+  }
+
+  static int rank(const onnx::InferenceContext& ctx, int i) {
+    if (i < 0 || static_cast<size_t>(i) >= ctx.getNumInputs()) return -1;
+    const onnx::TypeProto* t = ctx.getInputType(static_cast<size_t>(i));
+    if (!t || !t->has_tensor_type() || !t->tensor_type().has_shape()) return -1;
+    return t->tensor_type().shape().dim_size();
+  }
+
+  // Thrown as a plain exception: libonnx would skip a node whose inference fails with its own
+  // InferenceError, and the model is invalid (ONNX wants the same rank for input and kernel).
+  static void check_kernel_rank(onnx::InferenceContext& ctx, const std::string& op, int weight) {
+    const int x = rank(ctx, 0);
+    const onnx::AttributeProto* ks = ctx.getAttribute("kernel_shape");
+    const int k = ks ? ks->ints_size() + 2 : rank(ctx, weight);
+    if (x >= 0 && k >= 0 && k != x)
+      throw std::invalid_argument(op + ": the kernel has " + std::to_string(k - 2) +
+                                  " spatial dimensions, the input " + std::to_string(x - 2));
+  }
+
+  mutable std::mutex mutex_;
+  mutable std::map<const onnx::OpSchema*, std::unique_ptr<onnx::OpSchema>> guarded_;
+};
 
 int64_t default_opset(const onnx::ModelProto& model) {
   for (const auto& op : model.opset_import())
@@ -227,7 +290,8 @@ Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
     run_checker();
   }
   try {
-    onnx::shape_inference::InferShapes(model);
+    static const GuardedSchemas schemas;
+    onnx::shape_inference::InferShapes(model, &schemas);
   } catch (const std::exception& e) {
     std::string msg = e.what();
     for (char& c : msg)
