@@ -97,13 +97,14 @@ ActQuant act_quant_from_json(const json& a, const std::string& where) {
 
 QuantConfig quant_config_from_json(const json& j, const std::string& where) {
   check(j.is_object(), where, "not a JSON object");
-  check(j.value("format", "") == "mixq-quant", where, "not a mixq quantization config");
+  // value() with a JSON default: a field of another type compares unequal instead of throwing.
+  check(j.value("format", json()) == "mixq-quant", where, "not a mixq quantization config");
   const int version = get<int>(j, "version", where);
   check(version == QuantConfig::kVersion, where,
         "config version " + std::to_string(version) + " is not supported (expected " +
             std::to_string(QuantConfig::kVersion) + ")");
   QuantConfig c;
-  c.model = j.value("model", "");
+  if (j.contains("model")) c.model = get<std::string>(j, "model", where);
   if (j.contains("info")) c.info = j["info"];
   check(j.contains("layers") && j["layers"].is_array(), where, "missing 'layers' array");
   for (const auto& lj : j["layers"]) {
