@@ -93,8 +93,9 @@ Attribute attribute_from_proto(const onnx::AttributeProto& a, const std::string&
 
 // libonnx 1.12's shape inference for convolutions and pooling takes the kernel's spatial rank
 // from kernel_shape or the weight and indexes the input's dimensions with it, without checking
-// that the input has as many: a Conv whose weight and input ranks differ made it read through a
-// null pointer. This registry hands out those schemas with a check in front.
+// that the input has as many (a Conv whose weight and input ranks differ made it read through a
+// null pointer), and divides by strides it did not check. This registry hands out those schemas
+// with checks in front.
 class GuardedSchemas : public onnx::ISchemaRegistry {
  public:
   const onnx::OpSchema* GetSchema(const std::string& op, const int version,
@@ -108,7 +109,7 @@ class GuardedSchemas : public onnx::ISchemaRegistry {
       auto copy = std::make_unique<onnx::OpSchema>(*s);
       copy->TypeAndShapeInferenceFunction(
           [infer = s->GetTypeAndShapeInferenceFunction(), op, weight](onnx::InferenceContext& ctx) {
-            check_kernel_rank(ctx, op, weight);
+            check_conv(ctx, op, weight);
             if (infer) infer(ctx);
           });
       it = guarded_.emplace(s, std::move(copy)).first;
@@ -136,14 +137,20 @@ class GuardedSchemas : public onnx::ISchemaRegistry {
   }
 
   // Thrown as a plain exception: libonnx would skip a node whose inference fails with its own
-  // InferenceError, and the model is invalid (ONNX wants the same rank for input and kernel).
-  static void check_kernel_rank(onnx::InferenceContext& ctx, const std::string& op, int weight) {
+  // InferenceError, and the model is invalid (ONNX wants the same rank for input and kernel,
+  // and positive sizes, strides and dilations).
+  static void check_conv(onnx::InferenceContext& ctx, const std::string& op, int weight) {
     const int x = rank(ctx, 0);
     const onnx::AttributeProto* ks = ctx.getAttribute("kernel_shape");
     const int k = ks ? ks->ints_size() + 2 : rank(ctx, weight);
     if (x >= 0 && k >= 0 && k != x)
       throw std::invalid_argument(op + ": the kernel has " + std::to_string(k - 2) +
                                   " spatial dimensions, the input " + std::to_string(x - 2));
+    // A zero stride divided by zero in libonnx's output size.
+    for (const char* name : {"kernel_shape", "strides", "dilations"})
+      if (const onnx::AttributeProto* a = ctx.getAttribute(name))
+        for (int64_t v : a->ints())
+          if (v < 1) throw std::invalid_argument(op + ": " + name + " must be positive");
   }
 
   mutable std::mutex mutex_;
