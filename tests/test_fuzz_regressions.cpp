@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "onnx/import.h"
+#include "pack/packed.h"
 #include "quant/config.h"
 #include "search/sensitivity.h"
 #include "support/onnx_builder.h"
@@ -32,6 +33,22 @@ void put_u64(std::string& out, uint64_t v) {
   out.append(reinterpret_cast<const char*>(&v), 8);
 }
 
+// A .mixq file around this header (docs/packed-format.md): magic, version 1, header, padding to
+// 64 bytes, no data, and the FNV-1a hash of it all.
+std::string packed_file(const std::string& header) {
+  std::string out = "MIXQPACK";
+  const uint32_t version = 1, zero = 0;
+  out.append(reinterpret_cast<const char*>(&version), 4);
+  out.append(reinterpret_cast<const char*>(&zero), 4);
+  put_u64(out, header.size());
+  out += header;
+  out.resize((out.size() + 63) / 64 * 64, '\0');
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : out) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ull;
+  put_u64(out, h);
+  return out;
+}
+
 }  // namespace
 
 // fuzz_onnx: libonnx's version converter (run on opsets before 7) writes through a null pointer
@@ -52,6 +69,17 @@ TEST(FuzzRegressions, QuantConfigWithOverflowingNumberIsInvalidJson) {
       {"q.json", "invalid JSON"});
 }
 
+// fuzz_onnx: a zero stride made libonnx's shape inference for Conv divide by zero (SIGFPE).
+TEST(FuzzRegressions, ConvWithZeroStride) {
+  OnnxBuilder b;
+  b.input("x", {1, 2, 6, 6}).output("y", {});
+  b.initializer("w", Tensor(DType::f32, {4, 2, 3, 3}));
+  auto& n = b.node("Conv", {"x", "w"}, {"y"}, "conv");
+  OnnxBuilder::attr(n, "strides", std::vector<int64_t>{0, 1});
+  expect_error([&] { load_onnx_bytes(b.bytes(), "conv.onnx"); },
+               {"conv.onnx", "strides must be positive"});
+}
+
 // fuzz_quant_config: "format" or "model" of another type than a string (a repeated key keeps
 // its last value, here an array) made nlohmann's value() throw type_error.
 TEST(FuzzRegressions, QuantConfigFieldsOfTheWrongType) {
@@ -63,6 +91,38 @@ TEST(FuzzRegressions, QuantConfigFieldsOfTheWrongType) {
                            "q.json");
       },
       {"q.json", "'model' has the wrong type"});
+}
+
+// fuzz_quant_config: an integer field holding a float beyond int's range: nlohmann's get<int>()
+// casts it, undefined behaviour (UBSan: "outside the range of representable values"). The same
+// guard covers the .mixq header's sizes and the .omega chunk sizes.
+TEST(FuzzRegressions, IntegerFieldsHoldingHugeFloats) {
+  expect_error(
+      [] { parse_quant_config(R"({"format": "mixq-quant", "version": 5.5e95})", "q.json"); },
+      {"q.json", "'version' has the wrong type"});
+  expect_error(
+      [] {
+        parse_quant_config(R"({"format": "mixq-quant", "version": 1, "layers": [{"name": "c",
+            "weight": {"scales": [1.0], "row_schemes": ["fixed"], "row_bits": [1e300]}}]})",
+                           "q.json");
+      },
+      {"q.json", "'row_bits' has the wrong type"});
+  std::string omega = "MIXQOMG1";
+  const std::string header =
+      R"({"format": "mixq-sensitivity", "version": 1, "layers": [1], "candidates": [1],
+          "chunks": [1e300]})";
+  put_u64(omega, header.size());
+  omega += header;
+  const std::string counters =
+      R"({"executed_macs": 0, "naive_macs": 0, "evaluations": 0, "seconds": 0})";
+  put_u64(omega, counters.size());
+  omega += counters;
+  expect_error([&] { parse_sensitivity(omega, "s.omega"); }, {"s.omega", "corrupt"});
+  const std::string packed = packed_file(
+      R"({"format": "mixq-pack", "version": 1, "model": "m", "layers": [{"name": "c",
+          "op_type": "Conv", "weight_shape": [1e300, 1], "row_axis": 0, "rows": 4,
+          "has_bias": false, "code_bytes": 0, "offset": 0, "attrs": {}, "input": null}]})");
+  expect_error([&] { parse_packed(packed, "m.mixq"); }, {"m.mixq", "must be integers"});
 }
 
 // fuzz_omega: a header that is valid JSON but not an object (here the number 5) made

@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/file_io.h"
+#include "base/json_int.h"
 #include "base/memory.h"
 #include "quant/layers.h"
 #include "quant/quantizer.h"
@@ -209,6 +210,10 @@ PackedModel parse_packed(const std::string& in, const std::string& where) {
       l.name = j.at("name").get<std::string>();
       const std::string lw = where + ": layer '" + l.name + "'";
       l.op_type = j.at("op_type").get<std::string>();
+      check(json_int_fits<Shape>(j.at("weight_shape")) && json_int_fits<int>(j.at("row_axis")) &&
+                json_int_fits<int64_t>(j.at("rows")) && json_int_fits<size_t>(j.at("code_bytes")) &&
+                json_int_fits<size_t>(j.at("offset")),
+            lw, "bad header: sizes and offsets must be integers");
       l.weight_shape = j.at("weight_shape").get<Shape>();
       l.row_axis = j.at("row_axis").get<int>();
       l.attrs = j.at("attrs");

@@ -2,6 +2,7 @@
 
 #include "base/error.h"
 #include "base/file_io.h"
+#include "base/json_int.h"
 
 namespace mixq {
 
@@ -62,6 +63,8 @@ namespace {
 template <class T>
 T get(const json& j, const char* key, const std::string& where) {
   check(j.contains(key), where, std::string("missing '") + key + "'");
+  if constexpr (std::is_integral_v<T> || std::is_same_v<T, std::vector<int>>)
+    check(json_int_fits<T>(j.at(key)), where, std::string("'") + key + "' has the wrong type");
   try {
     return j.at(key).get<T>();
   } catch (const json::exception&) {

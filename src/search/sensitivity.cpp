@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/file_io.h"
+#include "base/json_int.h"
 #include "base/memory.h"
 #include "data/batch_iterator.h"
 #include "quant/apply.h"
@@ -441,6 +442,8 @@ SensitivityData parse_sensitivity(const std::string& bytes, const std::string& p
   try {
     d.layers = d.header.at("layers").size();
     d.candidates = d.header.at("candidates").size();
+    check(json_int_fits<std::vector<size_t>>(d.header.at("chunks")), path,
+          "corrupt sensitivity file header");
     d.chunk_sizes = d.header.at("chunks").get<std::vector<size_t>>();
     d.executed_macs = counters.at("executed_macs");
     d.naive_macs = counters.at("naive_macs");
