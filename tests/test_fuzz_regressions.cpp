@@ -8,6 +8,7 @@
 #include "onnx/import.h"
 #include "pack/packed.h"
 #include "quant/config.h"
+#include "search/candidates.h"
 #include "search/sensitivity.h"
 #include "support/onnx_builder.h"
 
@@ -149,4 +150,20 @@ TEST(FuzzRegressions, ConvKernelOfHigherRankThanItsInput) {
   b.node("Flatten", {"c"}, {"y"}, "flatten");
   expect_error([&] { load_onnx_bytes(b.bytes(), "conv.onnx"); },
                {"conv.onnx", "shape inference", "spatial dimensions"});
+}
+
+// fuzz_omega: the bit-widths of a .omega header, read by `mixq allocate`, went through
+// nlohmann's value(): a string threw type_error and a huge float was cast to int (undefined).
+TEST(FuzzRegressions, SensitivityHeaderBitWidths) {
+  OnnxBuilder b;
+  b.input("x", {1, 2, 4, 4}).output("y", {1, 3, 2, 2});
+  b.initializer("w", Tensor(DType::f32, {3, 2, 3, 3}));
+  b.node("Conv", {"x", "w"}, {"y"}, "conv");
+  const Graph g = load_onnx_bytes(b.bytes(), "conv");
+  for (const char* abits : {R"("8")", "1e300", "40", "-1"}) {
+    const nlohmann::json header = nlohmann::json::parse(
+        std::string(R"({"layers": ["conv"], "candidates": ["w4"], "abits": )") + abits + "}");
+    expect_error([&] { search_space_from_header(g, header, "s.omega"); },
+                 {"s.omega", "'abits' must be an integer in 2..16"});
+  }
 }

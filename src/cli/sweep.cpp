@@ -103,7 +103,8 @@ int run_sweep(const SweepArgs& a) {
         pd += om(x, x);
         for (size_t t = 0; t < choice.size(); ++t) pf += om(x, t * C + choice[t]);
       }
-      const InputQuants inputs = input_quants_from_json(d.header.at("activations"), a.omega);
+      const InputQuants inputs =
+          input_quants_from_json(d.header.value("activations", nlohmann::json()), a.omega);
       QuantConfig cfg = assignment_config(g, space, choice, &inputs);
       full.push_back(pf);
       diag.push_back(pd);

@@ -164,8 +164,8 @@ Allocation allocate(const AllocInputs& in, AllocMethod method, const std::vector
 
 QuantConfig allocation_config(const AllocInputs& in, const Allocation& a) {
   check(a.feasible, "allocate", "no assignment meets the budget");
-  const InputQuants inputs =
-      input_quants_from_json(in.sens->header.at("activations"), "sensitivity file");
+  const InputQuants inputs = input_quants_from_json(
+      in.sens->header.value("activations", nlohmann::json()), "sensitivity file");
   QuantConfig cfg;
   if (a.method == "uniform" && a.choice.empty()) {
     SearchSpace one = *in.space;

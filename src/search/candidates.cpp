@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "base/json_int.h"
 #include "base/parse.h"
 #include "runtime/summary.h"
 
@@ -182,11 +183,19 @@ SearchSpace search_space_from_header(const Graph& g, const nlohmann::json& heade
   } catch (const nlohmann::json::exception&) {
     throw Error(where, "header lacks layers or candidates");
   }
+  // Bit-widths as a quantizer takes them; absent: mixq's defaults.
+  auto bits = [&](const char* key, int lo, int hi) {
+    if (!header.contains(key)) return 8;
+    const nlohmann::json& v = header[key];
+    check(json_int_fits<int>(v) && v.get<int>() >= lo && v.get<int>() <= hi, where,
+          std::string("'") + key + "' must be an integer in " + std::to_string(lo) + ".." +
+              std::to_string(hi));
+    return v.get<int>();
+  };
   std::string list;
   for (const auto& c : cands) list += (list.empty() ? "" : ",") + c;
-  SearchSpace sp =
-      make_search_space(g, parse_candidates(list, where), true, header.value("abits", 8));
-  sp.edge_bits = header.value("edge_bits", 8);
+  SearchSpace sp = make_search_space(g, parse_candidates(list, where), true, bits("abits", 2, 16));
+  sp.edge_bits = bits("edge_bits", kMinBits, kMaxBits);
   sp.searched.clear();
   for (const auto& name : layers) {
     int found = -1;
