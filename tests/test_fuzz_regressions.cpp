@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "data/idx.h"
 #include "onnx/import.h"
 #include "pack/packed.h"
 #include "quant/config.h"
@@ -166,4 +167,17 @@ TEST(FuzzRegressions, SensitivityHeaderBitWidths) {
     expect_error([&] { search_space_from_header(g, header, "s.omega"); },
                  {"s.omega", "'abits' must be an integer in 2..16"});
   }
+}
+
+// IDX (found reading the code the fuzzer covers, fuzz_idx did not reach it): dimensions
+// 2^17 x 2^17 x 2^30 multiply to 2^64, which wrapped to 0, so a header with no data after it
+// was read as a huge array holding nothing.
+TEST(FuzzRegressions, IdxDimensionsWhoseProductWraps) {
+  const std::string bytes(
+      "\x00\x00\x08\x03"
+      "\x00\x02\x00\x00"
+      "\x00\x02\x00\x00"
+      "\x40\x00\x00\x00",
+      16);
+  expect_error([&] { read_idx_bytes(bytes, "i.idx", 3); }, {"i.idx", "more than 16 GiB"});
 }

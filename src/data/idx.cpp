@@ -134,8 +134,9 @@ IdxArray read_idx_bytes(const std::string& bytes, const std::string& where, int 
     check(d > 0 && d <= 0x7fffffffu, where,
           "dimension " + std::to_string(i) + " is " + std::to_string(d));
     arr.dims.push_back(d);
+    // Checked before multiplying: the product itself could wrap around 2^64 to a small number.
+    check(total <= kMaxIdxBytes / d, where, "header claims an array of more than 16 GiB");
     total *= d;
-    check(total <= kMaxIdxBytes, where, "header claims an array of more than 16 GiB");
   }
   check_memory(static_cast<double>(total), where, "the header's array");
 
