@@ -4,6 +4,8 @@
 # fuzz_seeds plus the corpus earlier runs grew; everything lives under build-asan/fuzzing/, out
 # of the source tree: seeds/, corpus/<target>/, artifacts/<target>/ (the input of any crash,
 # timeout or out-of-memory), logs/<target>.log. Exits non-zero when any target found something.
+# FUZZ_SEED (default 1) seeds libFuzzer's mutations, so a short run explores the same inputs on
+# every machine and a finding reproduces; FUZZ_SEED=0 draws a new seed per run, for long runs.
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]; see docs/fuzzing.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,7 @@ if [ ${#TARGETS[@]} -eq 0 ]; then
   TARGETS=(fuzz_onnx fuzz_idx fuzz_image fuzz_quant_config fuzz_omega fuzz_packed)
 fi
 JOBS=${JOBS:-2}
+FUZZ_SEED=${FUZZ_SEED:-1}
 
 # clang with its sanitizer and libFuzzer runtimes and OpenMP, which the Release build does not
 # need (Debian 12: clang libclang-rt-14-dev libomp-dev).
@@ -51,7 +54,7 @@ for t in "${TARGETS[@]}"; do
   # memory limit to 1 GiB, as --mem-limit 1G would, so a declared size beyond it must be refused.
   result=ok
   if ! "build-asan/fuzz/$t" "$work/corpus/$t" "$work/seeds/$t" \
-      -max_total_time="$SECONDS_PER_TARGET" -max_len="${MAX_LEN[$t]}" -timeout=10 \
+      -max_total_time="$SECONDS_PER_TARGET" -max_len="${MAX_LEN[$t]}" -timeout=10 -seed="$FUZZ_SEED" \
       -rss_limit_mb=2560 -artifact_prefix="$work/artifacts/$t/" -print_final_stats=1 \
       >"$log" 2>&1; then
     result="FINDING (see $log and $work/artifacts/$t/)"

@@ -181,3 +181,15 @@ TEST(FuzzRegressions, IdxDimensionsWhoseProductWraps) {
       16);
   expect_error([&] { read_idx_bytes(bytes, "i.idx", 3); }, {"i.idx", "more than 16 GiB"});
 }
+
+// fuzz_onnx: a value_info with an empty name passes libonnx's checker; the importer looked up
+// value -1 for it (UBSan: pointer overflow in vector::operator[]).
+TEST(FuzzRegressions, NamelessValueInfo) {
+  OnnxBuilder b;
+  b.input("x", {1, 4}).output("y", {1, 4});
+  b.node("Sigmoid", {"x"}, {"y"}, "sigmoid");
+  b.model().mutable_graph()->add_value_info()->mutable_type()->mutable_tensor_type()->set_elem_type(
+      onnx::TensorProto::FLOAT);
+  expect_error([&] { load_onnx_bytes(b.bytes(), "nameless.onnx"); },
+               {"nameless.onnx", "has no name"});
+}

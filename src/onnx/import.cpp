@@ -329,6 +329,8 @@ Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
     g.values[v].constant = std::move(t);
   }
   auto set_type = [&](const onnx::ValueInfoProto& vi) {
+    // The checker lets a nameless value_info through; it would have no value to describe.
+    if (vi.name().empty()) throw Error(where, "a graph input, output or value_info has no name");
     int v = id(vi.name());
     if (g.values[v].constant) return v;
     if (vi.type().has_tensor_type())
