@@ -23,8 +23,10 @@
 #include "data/idx_dataset.h"
 #include "data/image.h"
 #include "data/preprocess.h"
+#include "support/expect_error.h"
 
 using namespace mixq;
+using mixq::test::expect_error;
 namespace fs = std::filesystem;
 
 namespace {
@@ -75,19 +77,6 @@ std::vector<uint8_t> idx_bytes(uint8_t rank, const std::vector<uint32_t>& dims,
   }
   b.insert(b.end(), data.begin(), data.end());
   return b;
-}
-
-// Expects fn to throw an Error whose message contains every piece.
-template <class Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& pieces) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    for (const auto& p : pieces)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
-          << "'" << e.what() << "' does not mention '" << p << "'";
-  }
 }
 
 // ---- image writers (libpng / libjpeg used directly, independent of the decoder) ----

@@ -11,25 +11,13 @@
 #include "quant/config.h"
 #include "search/candidates.h"
 #include "search/sensitivity.h"
+#include "support/expect_error.h"
 #include "support/onnx_builder.h"
 
 using namespace mixq;
 using namespace mixq::test;
 
 namespace {
-
-// Runs fn and expects an Error mentioning each piece (other exceptions and crashes fail the test).
-template <class Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& pieces) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    for (const auto& p : pieces)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
-          << "'" << e.what() << "' does not mention '" << p << "'";
-  }
-}
 
 void put_u64(std::string& out, uint64_t v) {
   out.append(reinterpret_cast<const char*>(&v), 8);

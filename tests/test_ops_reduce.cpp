@@ -7,8 +7,10 @@
 
 #include "base/error.h"
 #include "ops/kernel.h"
+#include "support/expect_error.h"
 
 using namespace mixq;
+using mixq::test::expect_error;
 
 namespace {
 
@@ -56,13 +58,7 @@ void expect_near(const std::vector<float>& got, const std::vector<float>& want) 
 
 template <class F>
 void expect_node_error(F fn, const std::string& fragment) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("node 'n0'"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-  }
+  expect_error(fn, {"node 'n0'", fragment});
 }
 
 }  // namespace

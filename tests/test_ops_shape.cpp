@@ -13,8 +13,10 @@
 #include "ops/kernel.h"
 #include "passes/passes.h"
 #include "runtime/executor.h"
+#include "support/expect_error.h"
 
 using namespace mixq;
+using mixq::test::expect_error;
 
 namespace {
 
@@ -86,13 +88,7 @@ using Floats = std::vector<float>;
 // Expects fn to throw mixq::Error whose message names node "n0".
 template <class F>
 void expect_node_error(F fn, const std::string& fragment = "") {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("node 'n0'"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-  }
+  expect_error(fn, {"node 'n0'", fragment});
 }
 
 Tensor random_f32(Shape s, std::mt19937& rng) {
