@@ -1,12 +1,12 @@
 #include "onnx/export.h"
 
-#include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
 #include <set>
 
 #include "base/error.h"
 #include "base/file_io.h"
+#include "onnx/import.h"
 
 namespace mixq {
 namespace {
@@ -187,14 +187,7 @@ void graph_to_model(const Graph& g, onnx::ModelProto& model, const ExportOptions
 void save_onnx(const Graph& g, const std::string& path, const ExportOptions& o) {
   onnx::ModelProto model;
   graph_to_model(g, model, o);
-  try {
-    onnx::checker::check_model(model);
-  } catch (const std::exception& e) {
-    std::string msg = e.what();
-    for (char& c : msg)
-      if (c == '\n') c = ' ';
-    throw Error(path, "exported model fails the ONNX checker: " + msg.substr(0, 300));
-  }
+  check_onnx_model(model, path, "exported model fails the ONNX checker");
   write_file_atomic(path, model.SerializeAsString());
 }
 

@@ -236,6 +236,27 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& where,
   return graph_from_model(model, where, options);
 }
 
+namespace {
+
+// libonnx's messages span lines; an Error is one line, cut to a readable length.
+std::string one_line(const std::exception& e) {
+  std::string msg = e.what();
+  for (char& c : msg)
+    if (c == '\n') c = ' ';
+  return msg.substr(0, 300);
+}
+
+}  // namespace
+
+void check_onnx_model(const onnx::ModelProto& model, const std::string& where,
+                      const std::string& what) {
+  try {
+    onnx::checker::check_model(model);
+  } catch (const std::exception& e) {
+    throw Error(where, what + ": " + one_line(e));
+  }
+}
+
 Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
                        const ImportOptions& options) {
   int64_t opset = default_opset(model);
@@ -274,16 +295,7 @@ Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
       check(defined.count(out.name()), where,
             "graph output '" + out.name() + "' is a value that nothing defines");
   }
-  auto run_checker = [&] {
-    try {
-      onnx::checker::check_model(model);
-    } catch (const std::exception& e) {
-      std::string msg = e.what();
-      for (char& c : msg)
-        if (c == '\n') c = ' ';
-      throw Error(where, "ONNX checker: " + msg.substr(0, 300));
-    }
-  };
+  auto run_checker = [&] { check_onnx_model(model, where, "ONNX checker"); };
   run_checker();
   if (opset < kMinOpset) {
     // Only a model the checks above accepted: libonnx's converter trusts its input.
@@ -300,10 +312,7 @@ Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
     static const GuardedSchemas schemas;
     onnx::shape_inference::InferShapes(model, &schemas);
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    for (char& c : msg)
-      if (c == '\n') c = ' ';
-    throw Error(where, "ONNX shape inference: " + msg.substr(0, 300));
+    throw Error(where, "ONNX shape inference: " + one_line(e));
   }
 
   const onnx::GraphProto& gp = model.graph();

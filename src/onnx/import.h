@@ -23,6 +23,11 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& where,
 Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
                        const ImportOptions& options = {});
 
+// Runs libonnx's checker on model; a failure becomes an Error at `where` whose cause is
+// `what` followed by the checker's message on one line.
+void check_onnx_model(const onnx::ModelProto& model, const std::string& where,
+                      const std::string& what);
+
 // TensorProto <-> Tensor (raw_data or typed fields; external data is refused).
 Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& where);
 // Reads a serialized TensorProto file (as in the ONNX backend test data).
