@@ -9,40 +9,19 @@
 
 #include "base/error.h"
 #include "runtime/executor.h"
+#include "support/op_runner.h"
 
 using namespace mixq;
+using mixq::test::Arg;
+using mixq::test::f32;
+using mixq::test::feeds_of;
+using mixq::test::one_node;
 
 namespace {
 
-struct Arg {
-  Tensor t;               // undefined: omitted input
-  bool constant = false;  // an initializer rather than a graph input
-};
-
-Graph one_node(const std::string& op, const std::vector<Arg>& args,
-               std::map<std::string, Attribute> attrs) {
-  Graph g;
-  Node n;
-  n.name = "n0";
-  n.op_type = op;
-  n.attrs = std::move(attrs);
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (!args[i].t.defined()) {
-      n.inputs.push_back(-1);
-    } else if (args[i].constant) {
-      n.inputs.push_back(g.add_constant("c" + std::to_string(i), args[i].t));
-    } else {
-      int v = g.add_value("in" + std::to_string(i), args[i].t.dtype());
-      g.inputs.push_back(v);
-      n.inputs.push_back(v);
-    }
-  }
-  int y = g.add_value("y");
-  n.outputs = {y};
-  g.outputs = {y};
-  g.nodes.push_back(n);
-  g.sort();
-  return g;
+// Uniform in [-1, 1).
+Tensor random_f32(const Shape& s, std::mt19937& rng) {
+  return mixq::test::random_f32(s, rng, -1.f, 1.f);
 }
 
 Tensor run(const std::string& op, const std::vector<Arg>& args,
@@ -50,34 +29,11 @@ Tensor run(const std::string& op, const std::vector<Arg>& args,
            std::string* chosen = nullptr) {
   Executor ex(one_node(op, args, std::move(attrs)), impl);
   if (chosen) *chosen = ex.impl_name(0);
-  std::vector<Tensor> feeds;
-  for (const Arg& a : args)
-    if (a.t.defined() && !a.constant) feeds.push_back(a.t);
-  return ex.run(feeds)[0];
-}
-
-Tensor f32(Shape s, std::vector<float> v) {
-  return Tensor::from<float>(std::move(s), v);
-}
-
-Tensor random_f32(const Shape& s, std::mt19937& rng) {
-  std::uniform_real_distribution<float> d(-1.f, 1.f);
-  Tensor t(DType::f32, s);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
-  return t;
+  return ex.run(feeds_of(args))[0];
 }
 
 void expect_near(const Tensor& got, const Tensor& want, double rtol = 1e-4, double atol = 1e-4) {
-  ASSERT_EQ(shape_str(got.shape()), shape_str(want.shape()));
-  ASSERT_EQ(got.dtype(), want.dtype());
-  int bad = 0;
-  for (int64_t i = 0; i < got.numel() && bad < 5; ++i) {
-    const double a = got.get_double(i), b = want.get_double(i);
-    if (std::fabs(a - b) > atol + rtol * std::fabs(b)) {
-      ++bad;
-      ADD_FAILURE() << "element " << i << ": got " << a << ", want " << b;
-    }
-  }
+  test::expect_close(got, want, rtol, atol);
 }
 
 using Attrs = std::map<std::string, Attribute>;

@@ -9,54 +9,30 @@
 
 #include "base/error.h"
 #include "runtime/executor.h"
+#include "support/op_runner.h"
 
 using namespace mixq;
+using mixq::test::Arg;
+using mixq::test::f32;
+using mixq::test::feeds_of;
+using mixq::test::one_node;
 
 namespace {
 
-using Attrs = std::map<std::string, Attribute>;
-
-struct Arg {
-  Tensor t;
-  bool constant = false;
-};
-
-Graph one_node(const std::string& op, const std::vector<Arg>& args, Attrs attrs, size_t outputs = 1,
-               int64_t opset = 15) {
-  Graph g;
-  g.opset = opset;
-  Node n;
-  n.name = "n0";
-  n.op_type = op;
-  n.attrs = std::move(attrs);
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i].constant) {
-      n.inputs.push_back(g.add_constant("c" + std::to_string(i), args[i].t));
-    } else {
-      int v = g.add_value("in" + std::to_string(i), args[i].t.dtype());
-      g.inputs.push_back(v);
-      n.inputs.push_back(v);
-    }
-  }
-  for (size_t o = 0; o < outputs; ++o) {
-    int y = g.add_value("y" + std::to_string(o));
-    n.outputs.push_back(y);
-    g.outputs.push_back(y);
-  }
-  g.nodes.push_back(n);
-  g.sort();
-  return g;
+// Uniform in [-1, 1).
+Tensor random_f32(const Shape& s, std::mt19937& rng) {
+  return mixq::test::random_f32(s, rng, -1.f, 1.f);
 }
+using mixq::test::random_f32;
+
+using Attrs = std::map<std::string, Attribute>;
 
 std::vector<Tensor> run_all(const std::string& op, const std::vector<Arg>& args, Attrs attrs,
                             Impl impl = Impl::reference, size_t outputs = 1,
                             std::string* chosen = nullptr) {
-  Executor ex(one_node(op, args, std::move(attrs), outputs), impl);
+  Executor ex(one_node(op, args, std::move(attrs), 15, outputs), impl);
   if (chosen) *chosen = ex.impl_name(0);
-  std::vector<Tensor> feeds;
-  for (const Arg& a : args)
-    if (!a.constant) feeds.push_back(a.t);
-  return ex.run(feeds);
+  return ex.run(feeds_of(args));
 }
 
 Tensor run(const std::string& op, const std::vector<Arg>& args, Attrs attrs = {},
@@ -64,28 +40,8 @@ Tensor run(const std::string& op, const std::vector<Arg>& args, Attrs attrs = {}
   return run_all(op, args, std::move(attrs), impl, 1, chosen)[0];
 }
 
-Tensor f32(Shape s, std::vector<float> v) {
-  return Tensor::from<float>(std::move(s), v);
-}
-
-Tensor random_f32(const Shape& s, std::mt19937& rng, float lo = -1.f, float hi = 1.f) {
-  std::uniform_real_distribution<float> d(lo, hi);
-  Tensor t(DType::f32, s);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
-  return t;
-}
-
 void expect_near(const Tensor& got, const Tensor& want, double rtol = 1e-4, double atol = 1e-5) {
-  ASSERT_EQ(shape_str(got.shape()), shape_str(want.shape()));
-  ASSERT_EQ(got.dtype(), want.dtype());
-  int bad = 0;
-  for (int64_t i = 0; i < got.numel() && bad < 5; ++i) {
-    const double a = got.get_double(i), b = want.get_double(i);
-    if (std::fabs(a - b) > atol + rtol * std::fabs(b)) {
-      ++bad;
-      ADD_FAILURE() << "element " << i << ": got " << a << ", want " << b;
-    }
-  }
+  test::expect_close(got, want, rtol, atol);
 }
 
 Tensor to_nhwc(const Tensor& x) {
@@ -149,7 +105,7 @@ TEST(OpsNorm, BatchNormTrainingModeStatistics) {
   std::vector<Arg> args{
       {x}, {f32({1}, {2})}, {f32({1}, {0.5f})}, {f32({1}, {10})}, {f32({1}, {5})}};
   Attrs a{{"training_mode", int64_t{1}}, {"momentum", 0.5f}, {"epsilon", 0.f}};
-  Executor ex(one_node("BatchNormalization", args, a, 3), Impl::fast);
+  Executor ex(one_node("BatchNormalization", args, a, 15, 3), Impl::fast);
   EXPECT_EQ(ex.impl_name(0), "ref");
   auto out = ex.run({args[0].t, args[1].t, args[2].t, args[3].t, args[4].t});
   expect_near(out[0], f32({2, 1, 1}, {-1.5f, 2.5f}), 1e-6, 1e-6);

@@ -14,9 +14,19 @@
 
 namespace mixq::test {
 
-// A graph of one node "n0" whose inputs are graph inputs; an undefined tensor is an omitted input.
-Graph one_node(const std::string& op, const std::vector<Tensor>& inputs,
-               std::map<std::string, Attribute> attrs = {}, int64_t opset = 13);
+// One input of a single-node graph: a graph input, an initializer, or (undefined) omitted.
+struct Arg {
+  Arg(Tensor t = {}, bool constant = false) : t(std::move(t)), constant(constant) {}
+  Tensor t;
+  bool constant;
+};
+
+// A graph of one node "n0" over args, with outputs "y0", "y1", ... as graph outputs.
+Graph one_node(const std::string& op, const std::vector<Arg>& args,
+               std::map<std::string, Attribute> attrs = {}, int64_t opset = 13, size_t outputs = 1);
+
+// The tensors to feed one_node(args): its graph inputs, in order.
+std::vector<Tensor> feeds_of(const std::vector<Arg>& args);
 
 // Runs one_node(...) and returns its output; `chosen` receives the implementation's name.
 Tensor run(const std::string& op, const std::vector<Tensor>& inputs, Impl impl = Impl::reference,
@@ -31,6 +41,7 @@ inline Tensor f32(Shape s, std::vector<float> v) {
 Tensor random_f32(const Shape& s, std::mt19937& rng, float lo, float hi);
 
 // Element-by-element comparison in double; NaNs must match NaNs and infinities be equal.
+// Reports the first five differing elements.
 void expect_close(const Tensor& got, const Tensor& want, double rtol = 1e-6, double atol = 1e-6);
 
 // The message of the Error f throws, or "no error".
