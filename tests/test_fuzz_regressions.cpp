@@ -181,3 +181,17 @@ TEST(FuzzRegressions, NamelessValueInfo) {
   expect_error([&] { load_onnx_bytes(b.bytes(), "nameless.onnx"); },
                {"nameless.onnx", "has no name"});
 }
+
+// fuzz_onnx: an initializer of shape [0, 43091488, 2153401065217] holds no elements, but its
+// strides overflowed int64 when constant folding broadcast it (UBSan: signed overflow).
+TEST(FuzzRegressions, EmptyTensorWithDimensionsMultiplyingPast2To62) {
+  OnnxBuilder b;
+  b.output("y", {0, 43091488, 2153401065217});
+  onnx::TensorProto* c = b.model().mutable_graph()->add_initializer();
+  c->set_name("c");
+  c->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : {int64_t{0}, int64_t{43091488}, int64_t{2153401065217}}) c->add_dims(d);
+  b.node("Add", {"c", "c"}, {"y"}, "add");
+  expect_error([&] { load_onnx_bytes(b.bytes(), "empty.onnx"); },
+               {"empty.onnx", "multiply past 2^62"});
+}

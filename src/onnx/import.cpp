@@ -181,7 +181,13 @@ Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& wher
     check(static_cast<double>(proto.raw_data().size()) == bytes, where,
           "raw data has " + std::to_string(proto.raw_data().size()) + " bytes, shape " +
               shape_str(shape) + " needs " + format_bytes(bytes));
-  Tensor t(dt, shape);
+  Tensor t;
+  try {
+    t = Tensor(dt, shape);
+  } catch (const Error& e) {
+    if (e.where() != "tensor") throw;
+    throw Error(where, e.cause());
+  }
   if (proto.has_raw_data()) {
     if (t.nbytes()) std::memcpy(t.raw(), proto.raw_data().data(), t.nbytes());
     return t;

@@ -51,9 +51,20 @@ const char* dtype_name(DType t) {
 }
 
 int64_t shape_numel(const Shape& s) {
+  // Past 2^62 elements, element offsets and strides (products of the same dimensions) would
+  // overflow; a zero dimension does not excuse the others, whose strides are still computed.
+  constexpr int64_t kMax = int64_t{1} << 62;
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  return n;
+  bool empty = false;
+  for (int64_t d : s) {
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    if (__builtin_mul_overflow(n, d, &n) || n > kMax || n < -kMax)
+      throw Error("tensor", "shape " + shape_str(s) + ": its dimensions multiply past 2^62");
+  }
+  return empty ? 0 : n;
 }
 
 std::string shape_str(const Shape& s) {

@@ -50,6 +50,7 @@ constexpr DType dtype_of<bool>() {
 
 using Shape = std::vector<int64_t>;
 
+// Number of elements; an Error when the nonzero dimensions multiply past 2^62.
 int64_t shape_numel(const Shape& s);
 std::string shape_str(const Shape& s);  // "[1,3,32,32]"
 // Row-major strides in elements.
