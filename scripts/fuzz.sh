@@ -15,22 +15,9 @@ TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
   TARGETS=(fuzz_onnx fuzz_idx fuzz_image fuzz_quant_config fuzz_omega fuzz_packed)
 fi
-JOBS=${JOBS:-2}
 FUZZ_SEED=${FUZZ_SEED:-1}
 
-# clang with its sanitizer and libFuzzer runtimes and OpenMP, which the Release build does not
-# need (Debian 12: clang libclang-rt-14-dev libomp-dev).
-probe=$(mktemp -d)
-echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }' >"$probe/t.cpp"
-if ! clang++ -fsanitize=address,undefined,fuzzer -fopenmp "$probe/t.cpp" -o "$probe/t" 2>/dev/null; then
-  echo "clang++ with ASan/UBSan/libFuzzer and OpenMP is missing: apt-get install clang libclang-rt-14-dev libomp-dev" >&2
-  rm -rf "$probe"
-  exit 1
-fi
-rm -rf "$probe"
-
-cmake --preset asan >/dev/null
-cmake --build build-asan -j "$JOBS" --target fuzzers
+bash scripts/asan-build.sh --target fuzzers
 
 work=build-asan/fuzzing
 rm -rf "$work/seeds"

@@ -4,21 +4,9 @@
 # test that triggered it. Idempotent; see docs/fuzzing.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-JOBS=${JOBS:-2}
+export JOBS=${JOBS:-2}
 
-# clang with its sanitizer and libFuzzer runtimes and OpenMP, which the Release build does not
-# need (Debian 12: clang libclang-rt-14-dev libomp-dev).
-probe=$(mktemp -d)
-echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }' >"$probe/t.cpp"
-if ! clang++ -fsanitize=address,undefined,fuzzer -fopenmp "$probe/t.cpp" -o "$probe/t" 2>/dev/null; then
-  echo "clang++ with ASan/UBSan/libFuzzer and OpenMP is missing: apt-get install clang libclang-rt-14-dev libomp-dev" >&2
-  rm -rf "$probe"
-  exit 1
-fi
-rm -rf "$probe"
-
-cmake --preset asan >/dev/null
-cmake --build build-asan -j "$JOBS"
+bash scripts/asan-build.sh
 
 # ASan: leaks are checked at exit; static constructors may not read globals of other files
 # before those are constructed. UBSan: a stack with every report (builds abort on the first).
