@@ -195,3 +195,16 @@ TEST(FuzzRegressions, EmptyTensorWithDimensionsMultiplyingPast2To62) {
   expect_error([&] { load_onnx_bytes(b.bytes(), "empty.onnx"); },
                {"empty.onnx", "multiply past 2^62"});
 }
+
+// fuzz_onnx: Expand's shape given as floats, one of them -1.6e38; reading it as an integer
+// during constant folding was undefined behaviour (UBSan: float outside the range of long).
+TEST(FuzzRegressions, FloatShapeOutsideTheIntegerRange) {
+  OnnxBuilder b;
+  b.output("y", {2});
+  b.initializer("x", Tensor::from<float>({1}, {1.f}));
+  b.initializer("shape", Tensor::from<float>({1}, {-1.6e38f}));
+  b.node("Expand", {"x", "shape"}, {"e"}, "expand");
+  b.node("Identity", {"e"}, {"y"}, "identity");
+  expect_error([&] { load_onnx_bytes(b.bytes(), "expand.onnx"); },
+               {"expand", "not an integer in range"});
+}

@@ -65,7 +65,13 @@ int fold_constants(Graph& g) {
     std::vector<Tensor*> out;
     for (size_t i = 0; i < n.outputs.size(); ++i)
       out.push_back(n.outputs[i] >= 0 ? &results[i] : nullptr);
-    kernel->forward(in, out);
+    try {
+      kernel->forward(in, out);
+    } catch (const Error& e) {
+      // As in the Executor: a tensor-level failure names the node being folded.
+      if (e.where() != "tensor") throw;
+      throw Error(n.label(), e.cause());
+    }
     for (size_t i = 0; i < n.outputs.size(); ++i) {
       int o = n.outputs[i];
       if (o < 0) continue;

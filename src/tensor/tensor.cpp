@@ -1,6 +1,7 @@
 #include "tensor/tensor.h"
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -162,7 +163,14 @@ double Tensor::get_double(int64_t i) const {
 
 int64_t Tensor::get_int(int64_t i) const {
   if (dtype_ == DType::i64) return static_cast<const int64_t*>(raw())[i];
-  return static_cast<int64_t>(get_double(i));
+  // A float read as an integer (shapes, axes, indices) must be within int64's range to convert.
+  const double v = get_double(i);
+  if (!(v >= -0x1p63 && v < 0x1p63)) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%g", v);
+    throw Error("tensor", std::string("value ") + text + " is not an integer in range");
+  }
+  return static_cast<int64_t>(v);
 }
 
 std::vector<int64_t> Tensor::to_ints() const {
