@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages mixq builds and tests with. Idempotent; run as root.
 set -euo pipefail
+# ocl-icd-opencl-dev: oneDNN's CMake config requires OpenCL (Debian builds it with the OpenCL GPU
+# runtime) but only recommends the package, and recommends are not installed here.
 packages=(
   build-essential cmake ninja-build pkg-config
   libonnx-dev libprotobuf-dev protobuf-compiler
-  libdnnl-dev libeigen3-dev coinor-libcbc-dev
+  libdnnl-dev ocl-icd-opencl-dev libeigen3-dev coinor-libcbc-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
   libopenmpi-dev openmpi-bin
   clang libclang-rt-14-dev libomp-dev
