@@ -628,6 +628,40 @@ TEST(ExecutorOpt, InPlaceSumNeverWritesIntoGraphInputsOrOutputs) {
   }
 }
 
+TEST(ExecutorOpt, InPlaceSumIntoAConvThatFusesAfterThePrimitive) {
+  // A 1x1 conv padded by 1 has output rows whose window lies wholly in the padding, so the conv
+  // adds its fused sum after the primitive ran: the sum must be read before the conv writes
+  // the buffer it was handed.
+  Builder b;
+  int x = b.input("x", {-1, 4, 6, 6});
+  int padded = b.node("Pad", {x, b.ints("pads", {0, 0, 1, 1, 0, 0, 1, 1})}, "padded");
+  int shortcut = b.node("Neg", {padded}, "shortcut");
+  int w = b.weight("wide.w", {4, 4, 1, 1}, 70), bias = b.weight("wide.b", {4}, 71, 0.1f);
+  int wide = b.node("Conv", {x, w, bias}, "wide",
+                    {{"kernel_shape", Ints{1, 1}}, {"pads", Ints{1, 1, 1, 1}}});
+  int out = b.relu(b.node("Add", {wide, shortcut}, "sum"), "out");
+  Graph g = b.done({out});
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    OmpThreads scope(threads);
+    Executor ex(g, Impl::fast, true);
+    const Graph& o = ex.graph();
+    int fused = 0;
+    for (size_t i = 0; i < o.nodes.size(); ++i)
+      if (o.nodes[i].get_int("mixq_sum", 0)) {
+        ++fused;
+        EXPECT_EQ(o.nodes[i].op_type, "Conv");
+        EXPECT_TRUE(ex.sums_in_place(i));
+      }
+    ASSERT_EQ(fused, 1);
+    for (int k = 0; k < 2; ++k) {
+      Tensor in = random_tensor({3, 4, 6, 6}, 72 + k);
+      expect_close(ex.run({in})[0], run(g, Impl::reference, false, {in})[0],
+                   "run " + std::to_string(k));
+    }
+  }
+}
+
 TEST(ExecutorOpt, NodeRangesRunFromCachedActivations) {
   Graph g = small_resnet();
   Executor ex(g, Impl::fast, true);
