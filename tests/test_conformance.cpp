@@ -72,9 +72,12 @@ Outcome run_case(const fs::path& dir) {
   }
   auto missing = unsupported_ops(g);
   if (!missing.empty()) return {Outcome::skipped, "unsupported op " + missing[0]};
-  std::unique_ptr<Executor> ex;
+  // The fast kernels as imported and the optimised executor (fusion, channels-last chains,
+  // in-place sums) must both reproduce the expected outputs.
+  std::unique_ptr<Executor> plain, optimized;
   try {
-    ex = std::make_unique<Executor>(g, Impl::fast);
+    plain = std::make_unique<Executor>(g, Impl::fast);
+    optimized = std::make_unique<Executor>(g, Impl::fast, true);
   } catch (const std::exception& e) {
     if (is_unsupported(e.what())) return {Outcome::skipped, e.what()};
     return {Outcome::failed, std::string("build: ") + e.what()};
@@ -93,16 +96,20 @@ Outcome run_case(const fs::path& dir) {
     // Graph inputs that are initializers are not fed by the test data.
     if (inputs.size() != g.inputs.size())
       return {Outcome::skipped, "input count differs (initializer inputs)"};
-    std::vector<Tensor> outs;
-    try {
-      outs = ex->run(inputs);
-    } catch (const std::exception& e) {
-      return {Outcome::failed, std::string("run: ") + e.what()};
-    }
-    if (outs.size() != wants.size()) return {Outcome::failed, "output count differs"};
-    for (size_t i = 0; i < outs.size(); ++i) {
-      std::string diff = compare(outs[i], wants[i]);
-      if (!diff.empty()) return {Outcome::failed, "output " + std::to_string(i) + ": " + diff};
+    for (Executor* ex : {plain.get(), optimized.get()}) {
+      const std::string which = ex == plain.get() ? "" : "optimised: ";
+      std::vector<Tensor> outs;
+      try {
+        outs = ex->run(inputs);
+      } catch (const std::exception& e) {
+        return {Outcome::failed, which + "run: " + e.what()};
+      }
+      if (outs.size() != wants.size()) return {Outcome::failed, which + "output count differs"};
+      for (size_t i = 0; i < outs.size(); ++i) {
+        std::string diff = compare(outs[i], wants[i]);
+        if (!diff.empty())
+          return {Outcome::failed, which + "output " + std::to_string(i) + ": " + diff};
+      }
     }
   }
   return {Outcome::passed, ""};

@@ -164,9 +164,17 @@ class LayoutPass {
     out_.push_back(std::move(n));
   }
 
+  // The inputs of n other than those listed (already placed) read channels-first.
+  void inputs_channels_first(Node& n, std::initializer_list<int> placed) {
+    for (size_t i = 0; i < n.inputs.size(); ++i)
+      if (std::find(placed.begin(), placed.end(), static_cast<int>(i)) == placed.end())
+        n.inputs[i] = get(n.inputs[i], false);
+  }
+
+  // Every input read channels-first: the logical value's NCHW id, transposed back once and
+  // shared by every later reader (the id a value had in the input graph may now hold NHWC data).
   void emit_plain(Node n) {
-    for (int& v : n.inputs)
-      if (v >= 0 && nchw_[v] < 0) v = get(v, false);
+    for (int& v : n.inputs) v = get(v, false);
     out_.push_back(std::move(n));
   }
 
@@ -182,6 +190,7 @@ class LayoutPass {
         n.inputs[s] = get(n.inputs[s], true);
       }
       n.inputs[0] = get(x, true);
+      inputs_channels_first(n, {0, s});
       n.attrs["mixq_layout"] = std::string("NHWC");
       return emit_nhwc(std::move(n));
     }
@@ -202,6 +211,7 @@ class LayoutPass {
     if (channels_last_kernel || layout_free_unary(n) || (onnx_op(n, "Slice") && remap_slice(n)) ||
         (onnx_op(n, "Pad") && remap_pad(n))) {
       n.inputs[0] = get(x, true);
+      inputs_channels_first(n, {0});
       return emit_nhwc(std::move(n));
     }
     if (onnx_op(n, "Transpose") && nchw_[x] < 0) {

@@ -1,0 +1,33 @@
+// Random valid ONNX graphs for differential testing: the fast executor (fusion, channels-last
+// chains, in-place sums, batch slices) must compute what the reference computes on any of them.
+// A seed picks a stem of convolution blocks (residual chains, pools, pads, slices, transposes,
+// values read by several later nodes), then optionally turns the feature map into tokens as a
+// PyTorch export does (Shape/Gather/Concat/Reshape, a class token through
+// ConstantOfShape/Where/Expand), runs attention and MLP blocks on them (LayerNormalization,
+// MatMul, Softmax, Erf-GELU, residual adds), and ends in a classifier head.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace mixq::test {
+
+struct RandomGraph {
+  std::string onnx;            // the serialized model (opset 17)
+  std::vector<Tensor> inputs;  // a batch to feed it
+  std::string summary;         // the blocks drawn, for failure messages
+};
+
+// The same seed gives the same graph and inputs. Every draw stays small enough that running
+// both executors takes milliseconds.
+RandomGraph random_graph(uint64_t seed);
+
+// A ViT classifier as PyTorch exports it (item by item the graph of a torch.onnx.export at opset
+// 17: strided Conv patches, Shape/Slice/Concat/Reshape/Transpose, class token through
+// ConstantOfShape/Where/Expand, positions, pre-norm attention and Erf-GELU MLP blocks, the class
+// token taken by Gather), with seeded weights; input [N, 3, 16, 16], 10 classes.
+RandomGraph vit_like_graph(uint64_t seed, int blocks);
+
+}  // namespace mixq::test
