@@ -219,6 +219,13 @@ int main(int argc, char** argv) {
     graph_to_model(apply_quant(g, uniform), qdq);
     write("fuzz_onnx", "conv_net_qdq.onnx", qdq.SerializeAsString());
 
+    // Graph choices: a few byte strings that steer the generator to different structures.
+    for (int k = 0; k < 4; ++k) {
+      std::string choices;
+      for (int i = 0; i < 24; ++i) choices.push_back(static_cast<char>((k * 67 + i * 29) % 256));
+      write("fuzz_graph", "choices" + std::to_string(k), choices);
+    }
+
     // IDX: images (rank 3) and labels (rank 1), raw and gzip.
     write("fuzz_idx", "images.idx", idx({2, 3, 3}, false));
     write("fuzz_idx", "images.idx.gz", idx({2, 3, 3}, true));

@@ -13,7 +13,7 @@ SECONDS_PER_TARGET=${1:-30}
 shift || true
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-  TARGETS=(fuzz_onnx fuzz_idx fuzz_image fuzz_quant_config fuzz_omega fuzz_packed)
+  TARGETS=(fuzz_onnx fuzz_idx fuzz_image fuzz_quant_config fuzz_omega fuzz_packed fuzz_graph)
 fi
 FUZZ_SEED=${FUZZ_SEED:-1}
 
@@ -25,7 +25,8 @@ build-asan/fuzz/fuzz_seeds "$work/seeds"
 
 # Largest input each target gets: a few times its largest seed.
 declare -A MAX_LEN=([fuzz_onnx]=16384 [fuzz_idx]=1024 [fuzz_image]=16384
-                    [fuzz_quant_config]=8192 [fuzz_omega]=8192 [fuzz_packed]=8192)
+                    [fuzz_quant_config]=8192 [fuzz_omega]=8192 [fuzz_packed]=8192
+                    [fuzz_graph]=64)
 
 # Leaks are checked after every input; UBSan prints the stack of what it reports.
 export ASAN_OPTIONS="detect_leaks=1"

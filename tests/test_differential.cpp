@@ -5,12 +5,15 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "onnx/import.h"
 #include "runtime/differential.h"
 #include "runtime/executor.h"
+#include "support/onnx_builder.h"
 #include "support/paths.h"
+#include "support/peer.h"
 #include "support/random_graph.h"
 
 namespace mixq::test {
@@ -94,6 +97,31 @@ TEST(Differential, VitAsPyTorchExportsItAgreesWithTheReference) {
     Graph g = load_onnx_bytes(r.onnx, "vit");
     const Divergence d = compare_fast_to_reference(g, random_inputs(g, batch, 11));
     EXPECT_FALSE(d.found) << "batch " << batch << ": " << d.describe();
+  }
+}
+
+// The same ViT graph in ONNX Runtime: mixq's fast and reference outputs match it to 1e-4.
+TEST(Differential, VitAsPyTorchExportsItAgreesWithOnnxRuntime) {
+  const std::string missing = peer_missing();
+  if (!missing.empty()) GTEST_SKIP() << missing;
+  RandomGraph r = vit_like_graph(5, 4);
+  TempDir dir;
+  const std::string path = dir.file("vit.onnx");
+  std::ofstream(path, std::ios::binary) << r.onnx;
+  Graph g = load_onnx(path);
+  const Tensor x = random_inputs(g, 4, 17)[0];
+  const std::map<std::string, Tensor> ort = run_peer_outputs(path, x);
+  DifferentialOptions o;
+  o.abs_tol = 1e-5;
+  o.rel_tol = 1e-4;
+  for (Impl impl : {Impl::fast, Impl::reference}) {
+    Executor ex(g, impl, impl == Impl::fast);
+    const Tensor y = ex.run({x})[0];
+    const std::string name = g.values[g.outputs[0]].name;
+    ASSERT_EQ(ort.count(name), 1u);
+    double worst = 0;
+    EXPECT_TRUE(tensors_agree(ort.at(name), y, o, &worst))
+        << (impl == Impl::fast ? "fast" : "reference") << " differs by " << worst;
   }
 }
 

@@ -36,4 +36,26 @@ nlohmann::json run_peer_eval(const std::string& model, const std::string& dir, c
   return nlohmann::json::parse(r.out);
 }
 
+std::map<std::string, Tensor> run_peer_outputs(const std::string& model, const Tensor& input) {
+  TempDir dir;
+  const std::string path = dir.file("input.f32");
+  {
+    std::ofstream f(path, std::ios::binary);
+    f.write(static_cast<const char*>(input.raw()), static_cast<std::streamsize>(input.nbytes()));
+  }
+  std::string cmd = "node " + repo_path("bench/peer/ort_outputs.js") + " " + model + " " + path;
+  for (int64_t d : input.shape()) cmd += " " + std::to_string(d);
+  CommandResult r = run_command(cmd);
+  if (r.status != 0) throw std::runtime_error("peer failed: " + r.err);
+  std::map<std::string, Tensor> outs;
+  const nlohmann::json all = nlohmann::json::parse(r.out);
+  for (const auto& [name, j] : all.items()) {
+    const auto values = j["data"].get<std::vector<double>>();
+    Tensor t(DType::f32, j["dims"].get<Shape>());
+    for (size_t i = 0; i < values.size(); ++i) t.data<float>()[i] = static_cast<float>(values[i]);
+    outs.emplace(name, std::move(t));
+  }
+  return outs;
+}
+
 }  // namespace mixq::test

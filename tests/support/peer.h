@@ -1,5 +1,6 @@
 // The ONNX Runtime peer (npm onnxruntime-node in bench/peer) driven from tests.
 #pragma once
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -16,5 +17,8 @@ void write_peer_inputs(const Dataset& data, size_t n, const std::string& dir);
 // semantics exactly (its QDQ fusions change results by a few tenths of a point).
 nlohmann::json run_peer_eval(const std::string& model, const std::string& dir, const Shape& chw,
                              bool keep_qdq = false);
+
+// Runs bench/peer/ort_outputs.js: ONNX Runtime's outputs of the model on one f32 input, by name.
+std::map<std::string, Tensor> run_peer_outputs(const std::string& model, const Tensor& input);
 
 }  // namespace mixq::test

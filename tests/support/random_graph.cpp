@@ -12,7 +12,10 @@ using Ints = std::vector<int64_t>;
 
 class Generator {
  public:
-  explicit Generator(uint64_t seed) : rng_(seed), b_(17) {}
+  // Choices come from `choices` while it lasts (so a fuzzer's mutations steer the structure),
+  // then from the seeded generator; weights and inputs always come from the generator.
+  Generator(uint64_t seed, const uint8_t* choices = nullptr, size_t size = 0)
+      : rng_(seed), b_(17), choices_(choices), left_(size) {}
 
   // The shape of a small ViT as torch.onnx.export writes it: a strided patch-embedding Conv,
   // flatten(2).transpose(1, 2), a class token, learned positions, pre-norm blocks, the class
@@ -69,9 +72,17 @@ class Generator {
 
  private:
   int64_t pick(int64_t lo, int64_t hi) {
+    if (left_ > 0) return lo + static_cast<int64_t>(next_choice() % uint64_t(hi - lo + 1));
     return std::uniform_int_distribution<int64_t>(lo, hi)(rng_);
   }
-  bool coin(double p) { return std::bernoulli_distribution(p)(rng_); }
+  bool coin(double p) {
+    if (left_ > 0) return next_choice() < p * 256;
+    return std::bernoulli_distribution(p)(rng_);
+  }
+  uint8_t next_choice() {
+    --left_;
+    return *choices_++;
+  }
 
   std::string fresh(const std::string& base) { return base + "_" + std::to_string(next_++); }
 
@@ -405,6 +416,8 @@ class Generator {
 
   std::mt19937_64 rng_;
   OnnxBuilder b_;
+  const uint8_t* choices_;
+  size_t left_;
   int next_ = 0;
   int64_t c_ = 0, h_ = 0, w_ = 0, d_ = 0, tokens_ = 0, classes_ = 0;
   bool extra_output_ = false;
@@ -417,6 +430,10 @@ class Generator {
 
 RandomGraph random_graph(uint64_t seed) {
   return Generator(seed).make();
+}
+
+RandomGraph graph_from_choices(const uint8_t* data, size_t size) {
+  return Generator(1, data, size).make();
 }
 
 RandomGraph vit_like_graph(uint64_t seed, int blocks) {

@@ -23,6 +23,8 @@ struct RandomGraph {
 // The same seed gives the same graph and inputs. Every draw stays small enough that running
 // both executors takes milliseconds.
 RandomGraph random_graph(uint64_t seed);
+// The structural choices read from bytes (a fuzzer's input), one byte a choice, then seeded ones.
+RandomGraph graph_from_choices(const uint8_t* data, size_t size);
 
 // A ViT classifier as PyTorch exports it (item by item the graph of a torch.onnx.export at opset
 // 17: strided Conv patches, Shape/Slice/Concat/Reshape/Transpose, class token through
