@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "data/batch_iterator.h"
+#include "runtime/finite.h"
 
 namespace mixq {
 
@@ -18,6 +19,11 @@ void Metrics::add(const Tensor& logits, const std::vector<int64_t>& labels,
   std::vector<float> row(k);
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t c = 0; c < k; ++c) row[c] = static_cast<float>(logits.get_double(i * k + c));
+    // No metric is ever computed from non-finite logits (a NaN row would rank its label first).
+    for (int64_t c = 0; c < k; ++c)
+      check(std::isfinite(row[c]), where,
+            "model output of sample " + std::to_string(i) + " is not finite (" +
+                std::to_string(row[c]) + ")");
     const int64_t y = labels[i];
     check(y >= 0 && y < k, where,
           "label " + std::to_string(y) + " outside the model's " + std::to_string(k) + " outputs");
@@ -71,6 +77,9 @@ EvalResult evaluate(Executor& ex, const Dataset& data, const EvalOptions& option
     try {
       out = ex.run({batch.images});
       compute += std::chrono::duration<double>(clock::now() - c0).count();
+      if (!all_finite(out.at(0)))
+        throw non_finite_error(ex.source_graph(), {batch.images},
+                               "evaluating " + data.description());
       metrics.add(out.at(0), batch.labels, ex.graph().source);
     } catch (const Error& e) {
       // A buffer past the memory limit outside any node: say which model and batch.

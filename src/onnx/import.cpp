@@ -20,6 +20,7 @@
 #include "base/memory.h"
 #include "passes/passes.h"
 #include "quant/layers.h"
+#include "runtime/finite.h"
 
 namespace mixq {
 namespace {
@@ -244,6 +245,37 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& where,
 
 namespace {
 
+// Ops whose constant inputs are a layer's parameters.
+bool has_parameters(const Node& n) {
+  static const std::set<std::string> kOps = {"Conv",
+                                             "ConvTranspose",
+                                             "Gemm",
+                                             "MatMul",
+                                             "BatchNormalization",
+                                             "LayerNormalization",
+                                             "InstanceNormalization",
+                                             "GroupNormalization",
+                                             "PRelu"};
+  return n.domain.empty() && kOps.count(n.op_type) != 0;
+}
+
+// A NaN in any float constant, or an infinity among a layer's parameters, is refused at load:
+// either makes every output it reaches meaningless. (An infinity elsewhere, such as an additive
+// attention mask of -Inf, is a legitimate constant.)
+void check_finite_weights(const Graph& g, const std::string& where) {
+  std::vector<std::string> reader(g.values.size());
+  for (const Node& n : g.nodes)
+    for (int v : n.inputs)
+      if (v >= 0 && reader[v].empty() && has_parameters(n)) reader[v] = n.label();
+  for (size_t v = 0; v < g.values.size(); ++v) {
+    if (!g.values[v].constant) continue;
+    const std::string kind = non_finite_kind(*g.values[v].constant);
+    if (kind.empty() || (kind != "NaN" && reader[v].empty())) continue;
+    throw Error(where + ": initializer '" + g.values[v].name + "'",
+                "holds " + kind + (reader[v].empty() ? "" : " (a parameter of " + reader[v] + ")"));
+  }
+}
+
 // libonnx's messages span lines; an Error is one line, cut to a readable length.
 std::string one_line(const std::exception& e) {
   std::string msg = e.what();
@@ -399,6 +431,7 @@ Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
   }
   check(!g.outputs.empty(), where, "model has no outputs");
   g.sort();
+  check_finite_weights(g, where);
   if (options.run_passes) run_default_passes(g);
   name_unnamed_nodes(g);
   return g;

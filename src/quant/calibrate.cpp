@@ -3,6 +3,7 @@
 #include "base/error.h"
 #include "data/batch_iterator.h"
 #include "runtime/executor.h"
+#include "runtime/finite.h"
 
 namespace mixq {
 
@@ -36,6 +37,9 @@ ActivationStats observe_activations(const Graph& g, const Dataset& data, const O
     }
     env[g.inputs[0]] = batch.images;
     ex.run_range(env);
+    for (auto& [v, obs] : by_value)
+      if (!all_finite(env[v]))
+        throw non_finite_error(first_non_finite(g, env), "calibrating on " + data.description());
     for (auto& [v, obs] : by_value) obs->observe(env[v]);
     done += batch.labels.size();
     if (o.progress) o.progress(done, it.num_samples());

@@ -70,6 +70,7 @@ class ThreadLimit {
 
 Executor::Executor(const Graph& graph, Impl impl, bool optimize) : graph_(graph) {
   if (optimize && impl == Impl::fast) {
+    source_ = graph;
     OptimizeResult r = optimize_for_inference(graph_);
     channels_last_ = std::move(r.channels_last_values);
     optimized_ = true;

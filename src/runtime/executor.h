@@ -28,6 +28,9 @@ class Executor {
   explicit Executor(const Graph& graph, Impl impl = Impl::fast, bool optimize = false);
 
   const Graph& graph() const { return graph_; }
+  // The graph as given, before optimisation (graph() itself when not optimised): the one to
+  // run with the reference kernels when a result must be explained node by node.
+  const Graph& source_graph() const { return optimized_ ? source_ : graph_; }
   bool optimized() const { return optimized_; }
   // Value v of graph() holds channels-last data where the ONNX value is channels-first.
   bool channels_last(int v) const {
@@ -61,6 +64,7 @@ class Executor {
   void run_slice(const std::vector<Tensor>& inputs, int64_t first, int64_t rows);
 
   Graph graph_;
+  Graph source_;  // the input graph, kept when graph_ is an optimised copy (tensors shared)
   bool optimized_ = false;
   std::vector<bool> channels_last_;
   std::vector<std::unique_ptr<Kernel>> kernels_;

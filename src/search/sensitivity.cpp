@@ -15,6 +15,7 @@
 #include "data/batch_iterator.h"
 #include "quant/apply.h"
 #include "runtime/executor.h"
+#include "runtime/finite.h"
 #include "runtime/summary.h"
 
 namespace mixq {
@@ -325,6 +326,18 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
     const int out = eg.outputs[0];
     const double n_k = static_cast<double>(chunk_sizes[k]);
     d.base[k] = loss_sum(base[out], batch.labels, fp ? &reference : nullptr, o.loss);
+    if (!std::isfinite(d.base[k])) {
+      const NonFinite f = first_non_finite(eg, base);
+      const std::string during = "measuring the base model's loss on " + data.description();
+      if (f.found) throw non_finite_error(f, during);
+      throw Error(graph.source, "the loss is not finite while " + during);
+    }
+    // A perturbed loss that is not finite would enter Omega as NaN: stop at the first one.
+    auto check_loss = [&](double loss, size_t layer, size_t cand) {
+      check(std::isfinite(loss), space.all[space.searched[layer]].name,
+            "the loss with this layer at " + space.candidates[cand].name +
+                " is not finite (its quantized weights or the activations they produce)");
+    };
     for (size_t s = 0; s < L; ++s) {
       if (d.done[k][s] || owner[k * L + s] != o.rank) continue;
       const auto t0 = clock_type::now();
@@ -335,6 +348,7 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
         run_nodes(ex, lvl1.env, desc[s]);
         d.single[k][s * C + c] =
             loss_sum(lvl1.env[out], batch.labels, fp ? &reference : nullptr, o.loss);
+        check_loss(d.single[k][s * C + c], s, c);
         d.executed_macs += macs_of(desc[s]) * n_k;
         evals += 1;
         for (size_t t = s + 1; o.pairs && t < L; ++t) {
@@ -346,6 +360,7 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
             const size_t a = s * C + c, b = t * C + c2;
             d.pair[k][a * L * C + b] =
                 loss_sum(lvl2.env[out], batch.labels, fp ? &reference : nullptr, o.loss);
+            check_loss(d.pair[k][a * L * C + b], t, c2);
             lvl2.finish(desc_written[t]);
             d.executed_macs += macs_of(desc[t]) * n_k;
             evals += 1;

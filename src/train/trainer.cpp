@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "data/batch_iterator.h"
 #include "eval/evaluate.h"
+#include "runtime/finite.h"
 #include "train/loss.h"
 
 namespace mixq {
@@ -83,9 +84,14 @@ double Trainer::train_step(const Batch& batch, double lr) {
   ex_->run_range(env_);
   Tensor grad;
   const LossResult r = softmax_cross_entropy(env_[output_], batch.labels, &grad, graph_.source);
-  check(std::isfinite(r.loss), "training",
-        "the loss is not finite at step " + std::to_string(step_) +
-            " (diverged: lower --lr, or check the data)");
+  if (!std::isfinite(r.loss)) {
+    // Name the node where the forward pass first went non-finite, when it did.
+    const NonFinite f = first_non_finite(graph_, env_);
+    throw Error(f.found ? f.where : "training",
+                (f.found ? f.kind + " first appears in its output '" + f.value + "'; " : "") +
+                    "the loss is not finite at step " + std::to_string(step_) +
+                    " (diverged: lower --lr, or check the data)");
+  }
   genv_.assign(graph_.values.size(), Tensor());
   genv_[output_] = std::move(grad);
   backprop_->run(env_, genv_);
