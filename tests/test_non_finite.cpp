@@ -8,6 +8,7 @@
 #include "eval/evaluate.h"
 #include "onnx/import.h"
 #include "quant/calibrate.h"
+#include "quant/config.h"
 #include "runtime/finite.h"
 #include "support/cli_check.h"
 #include "support/expect_error.h"
@@ -94,6 +95,23 @@ TEST(NonFinite, CalibrationStopsAtTheNodeWhereNanAppears) {
   SyntheticDataset data(16, {1, 28, 28}, 10, 3);
   expect_error([&] { observe_activations(g, data, {}); },
                {"Sqrt node 'sqrt'", "NaN", "while calibrating on synthetic"});
+}
+
+// JSON has no NaN: a non-finite scale was written as null, a file mixq could not read back.
+TEST(NonFinite, QuantConfigWithNonFiniteScalesIsNeverWritten) {
+  TempDir dir;
+  for (bool input : {false, true}) {
+    QuantConfig c;
+    LayerConfig l;
+    l.name = "fc";
+    l.rows.push_back({Scheme::fixed, 4, input ? 1.f : NAN});
+    if (input) l.input = ActQuant{};
+    if (input) l.input->scale = INFINITY;
+    c.layers.push_back(l);
+    expect_error([&] { save_quant_config(c, dir.file("q.json")); },
+                 {"layer 'fc'", "not a positive finite number"});
+    EXPECT_FALSE(fs::exists(dir.file("q.json")));
+  }
 }
 
 TEST(NonFinite, LocatingNamesAnInputThatIsNotFinite) {

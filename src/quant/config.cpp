@@ -1,5 +1,7 @@
 #include "quant/config.h"
 
+#include <cmath>
+
 #include "base/error.h"
 #include "base/file_io.h"
 #include "base/json_int.h"
@@ -48,11 +50,22 @@ json to_json(const QuantConfig& c) {
         w["row_bits"] = bits;
       }
       json scales = json::array();
-      for (const auto& r : l.rows) scales.push_back(r.scale);
+      for (size_t r = 0; r < l.rows.size(); ++r) {
+        // JSON has no NaN or Inf: such a scale would be written as null and never read back.
+        check(std::isfinite(l.rows[r].scale) && l.rows[r].scale > 0, "layer '" + l.name + "'",
+              "row " + std::to_string(r) + " has weight scale " + std::to_string(l.rows[r].scale) +
+                  ", not a positive finite number; no quantization config is written");
+        scales.push_back(l.rows[r].scale);
+      }
       w["scales"] = scales;
       lj["weight"] = w;
     }
-    if (l.input) lj["input"] = act_quant_to_json(*l.input);
+    if (l.input) {
+      check(std::isfinite(l.input->scale) && l.input->scale > 0, "layer '" + l.name + "'",
+            "input scale " + std::to_string(l.input->scale) +
+                " is not a positive finite number; no quantization config is written");
+      lj["input"] = act_quant_to_json(*l.input);
+    }
     j["layers"].push_back(lj);
   }
   return j;
