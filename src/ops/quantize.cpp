@@ -97,7 +97,11 @@ class QuantizeLinearKernel : public Kernel {
     for (int64_t i = 0; i < x.numel(); ++i) {
       const int64_t c = p.index(i);
       const float z = zp ? static_cast<float>(zp->get_int(zp->numel() == 1 ? 0 : c)) : 0.f;
-      const float q = std::min(std::max(std::nearbyint(xs[i] / s[c]) + z, lo), hi);
+      // NaN (0/0 from a zero scale, or a NaN input) has no integer; it maps to the zero
+      // point rather than through an undefined float-to-integer conversion.
+      const float r = std::nearbyint(xs[i] / s[c]);
+      const float q =
+          std::isnan(r) ? std::min(std::max(z, lo), hi) : std::min(std::max(r + z, lo), hi);
       if (t == DType::u8)
         out[0]->data<uint8_t>()[i] = static_cast<uint8_t>(q);
       else
