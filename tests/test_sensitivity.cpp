@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "base/error.h"
+#include "base/file_io.h"
 #include "data/batch_iterator.h"
 #include "eval/evaluate.h"
 #include "onnx/import.h"
@@ -147,6 +148,64 @@ TEST(Sensitivity, ResumeEqualsUninterrupted) {
   // Resuming with other settings is refused.
   so.samples = 32;
   EXPECT_THROW(measure_sensitivity(g, space, stats, data, so), Error);
+}
+
+// Resume is keyed by content: the same model from another path resumes; a changed model or
+// other data at the same paths is refused, naming what differs.
+TEST(Sensitivity, ResumeDecidesByContentNotPath) {
+  Graph g = tiny_net();
+  g.source = "/first/place/model.onnx";
+  SyntheticDataset data(64, {2, 6, 6}, 3, 9);
+  auto space = make_search_space(g, parse_candidates("w2,w4", "test"), false, 8);
+  ObserveOptions oo;
+  oo.samples = 32;
+  ActivationStats stats = observe_activations(g, data, oo);
+  TempDir dir;
+  SensitivityOptions so;
+  so.samples = 32;
+  so.chunk = 16;
+  so.checkpoint = dir.file("run.omega");
+  int units = 0;
+  so.progress = [&](const std::string&) {
+    if (++units == 3) throw std::runtime_error("interrupted");
+  };
+  EXPECT_THROW(measure_sensitivity(g, space, stats, data, so), std::runtime_error);
+  so.progress = nullptr;
+  so.resume = true;
+  const std::string saved = read_file(so.checkpoint);
+
+  auto refusal = [&](const Graph& model, const Dataset& d) -> std::string {
+    write_file_atomic(so.checkpoint, saved);
+    try {
+      measure_sensitivity(model, space, stats, d, so);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  // A weight changed in place: same path, other content.
+  Graph changed = g;
+  for (auto& v : changed.values)
+    if (v.name == "b_w") {
+      v.constant = v.constant->clone();  // copies of a graph share constant buffers
+      v.constant->data<float>()[0] += 0.5f;
+    }
+  const std::string model_msg = refusal(changed, data);
+  EXPECT_NE(model_msg.find("run.omega"), std::string::npos) << model_msg;
+  EXPECT_NE(model_msg.find("was measured on a different model"), std::string::npos) << model_msg;
+  // Other images under the same settings.
+  SyntheticDataset other(64, {2, 6, 6}, 3, 10);
+  const std::string data_msg = refusal(g, other);
+  EXPECT_NE(data_msg.find("was measured on different data"), std::string::npos) << data_msg;
+  // The same model read from another path resumes to the uninterrupted result.
+  Graph moved = g;
+  moved.source = "/elsewhere/copy.onnx";
+  write_file_atomic(so.checkpoint, saved);
+  SensitivityData resumed = measure_sensitivity(moved, space, stats, data, so);
+  ASSERT_TRUE(resumed.complete());
+  so.resume = false;
+  so.checkpoint = dir.file("fresh.omega");
+  EXPECT_EQ(resumed.omega(), measure_sensitivity(g, space, stats, data, so).omega());
 }
 
 TEST(Sensitivity, CorruptFilesAreRefused) {

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "base/error.h"
+#include "base/hash.h"
 
 namespace mixq {
 
@@ -167,6 +168,67 @@ std::vector<std::vector<int>> Graph::consumers() const {
     for (int v : nodes[i].inputs)
       if (v >= 0) c[v].push_back(static_cast<int>(i));
   return c;
+}
+
+namespace {
+
+void hash_tensor(Hasher& h, const Tensor& t) {
+  h.add(static_cast<uint64_t>(t.dtype())).add(static_cast<uint64_t>(t.rank()));
+  for (int64_t d : t.shape()) h.add(static_cast<uint64_t>(d));
+  if (t.defined()) h.add(t.raw(), t.nbytes());
+}
+
+struct AttributeHasher {
+  Hasher& h;
+  void operator()(int64_t v) { h.add(1).add(static_cast<uint64_t>(v)); }
+  void operator()(float v) { h.add(2).add(&v, sizeof v); }
+  void operator()(const std::string& v) { h.add(3).add(v); }
+  void operator()(const std::vector<int64_t>& v) {
+    h.add(4).add(v.size()).add(v.data(), v.size() * sizeof(int64_t));
+  }
+  void operator()(const std::vector<float>& v) {
+    h.add(5).add(v.size()).add(v.data(), v.size() * sizeof(float));
+  }
+  void operator()(const std::vector<std::string>& v) {
+    h.add(6).add(v.size());
+    for (const auto& s : v) h.add(s);
+  }
+  void operator()(const Tensor& v) {
+    h.add(7);
+    hash_tensor(h, v);
+  }
+};
+
+}  // namespace
+
+std::string Graph::content_hash() const {
+  Hasher h;
+  h.add(static_cast<uint64_t>(opset));
+  auto value = [&](int v) {
+    if (v < 0) {
+      h.add(uint64_t{0});
+      return;
+    }
+    h.add(values[v].name).add(static_cast<uint64_t>(values[v].dtype));
+    if (values[v].constant) hash_tensor(h, *values[v].constant);
+  };
+  h.add(inputs.size());
+  for (int v : inputs) value(v);
+  h.add(outputs.size());
+  for (int v : outputs) value(v);
+  h.add(nodes.size());
+  for (const Node& n : nodes) {
+    h.add(n.name).add(n.op_type).add(n.domain).add(n.inputs.size());
+    for (int v : n.inputs) value(v);
+    h.add(n.outputs.size());
+    for (int v : n.outputs) value(v);
+    h.add(n.attrs.size());
+    for (const auto& [key, a] : n.attrs) {
+      h.add(key);
+      std::visit(AttributeHasher{h}, a);
+    }
+  }
+  return h.hex();
 }
 
 }  // namespace mixq

@@ -66,6 +66,9 @@ struct Graph {
   void remove_dead();
   // For each value, the indices of nodes that read it.
   std::vector<std::vector<int>> consumers() const;
+  // Hash of what the graph computes: opset, inputs, outputs, nodes with their attributes, and
+  // every constant's bytes (not `source`: the same model at another path hashes the same).
+  std::string content_hash() const;
 };
 
 }  // namespace mixq

@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/file_io.h"
+#include "base/hash.h"
 #include "base/json_int.h"
 #include "base/memory.h"
 #include "data/batch_iterator.h"
@@ -106,8 +107,39 @@ void run_nodes(Executor& ex, std::vector<Tensor>& env, const std::vector<int>& n
   for (int n : nodes) ex.run_range(env, n, n + 1);
 }
 
+// Hash of the samples a measurement uses, in the order it uses them: images and labels.
+std::string data_hash(const Dataset& data, const std::vector<size_t>& subset,
+                      const std::vector<size_t>& chunk_sizes) {
+  Hasher h;
+  size_t first = 0;
+  for (size_t k = 0; k < chunk_sizes.size(); first += chunk_sizes[k], ++k) {
+    const std::vector<size_t> idx(subset.begin() + first, subset.begin() + first + chunk_sizes[k]);
+    const Batch b = data.get(idx);
+    h.add(b.images.raw(), b.images.nbytes());
+    h.add(b.labels.data(), b.labels.size() * sizeof(int64_t));
+  }
+  return h.hex();
+}
+
+// A resume compares headers by content: the model's and the data's hashes and the settings,
+// never the paths they came from. Returns what differs, "" when nothing does.
+std::string header_difference(nlohmann::json have, nlohmann::json want) {
+  have.erase("model");
+  want.erase("model");
+  if (have.value("model_hash", "") != want.value("model_hash", ""))
+    return "a different model (its content differs)";
+  if (have.value("data_hash", "") != want.value("data_hash", ""))
+    return "different data (the selected samples differ)";
+  for (const auto& [key, v] : want.items())
+    if (!have.contains(key) || have[key] != v) return "other settings ('" + key + "' differs)";
+  for (const auto& [key, v] : have.items())
+    if (!want.contains(key)) return "other settings ('" + key + "' differs)";
+  return "";
+}
+
 nlohmann::json make_header(const Graph& g, const SearchSpace& space, const SensitivityOptions& o,
-                           const std::vector<size_t>& chunk_sizes, const InputQuants& inputs) {
+                           const std::vector<size_t>& chunk_sizes, const InputQuants& inputs,
+                           const std::string& data_digest) {
   const nlohmann::json acts = input_quants_to_json(inputs);
   nlohmann::json layers = nlohmann::json::array(), cands = nlohmann::json::array();
   for (int i : space.searched) layers.push_back(space.all[i].name);
@@ -115,6 +147,8 @@ nlohmann::json make_header(const Graph& g, const SearchSpace& space, const Sensi
   return {{"format", "mixq-sensitivity"},
           {"version", SensitivityData::kVersion},
           {"model", g.source},
+          {"model_hash", g.content_hash()},
+          {"data_hash", data_digest},
           {"layers", layers},
           {"candidates", cands},
           {"abits", space.abits},
@@ -279,13 +313,15 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
   const std::vector<int> owner = assign_shards(unit_cost, o.ranks);
 
   SensitivityData d;
-  d.header = make_header(graph, space, o, chunk_sizes, inputs);
+  d.header =
+      make_header(graph, space, o, chunk_sizes, inputs, data_hash(data, subset, chunk_sizes));
   if (o.resume && !o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
+    const nlohmann::json want = d.header;
     d = load_sensitivity(o.checkpoint);
-    nlohmann::json want = make_header(graph, space, o, chunk_sizes, inputs);
-    check(d.header == want, o.checkpoint,
-          "was made with other settings (model, candidates, samples, seed or loss); remove it or "
-          "run without --resume");
+    const std::string differs = header_difference(d.header, want);
+    check(differs.empty(), o.checkpoint,
+          "was measured on " + differs + "; remove it or run without --resume");
+    d.header = want;  // the paths of this run
   } else {
     d.layers = L;
     d.candidates = C;
@@ -451,8 +487,10 @@ SensitivityData parse_sensitivity(const std::string& bytes, const std::string& p
   const nlohmann::json none;
   check(d.header.is_object() && d.header.value("format", none) == "mixq-sensitivity", path,
         "not a mixq sensitivity file");
-  check(d.header.value("version", none) == SensitivityData::kVersion, path,
-        "unsupported sensitivity file version");
+  // Version 1 headers lack the content hashes: readable, but never resumed.
+  check(d.header.value("version", none) == SensitivityData::kVersion ||
+            d.header.value("version", none) == 1,
+        path, "unsupported sensitivity file version");
   nlohmann::json counters = get_json();
   try {
     d.layers = d.header.at("layers").size();
@@ -518,7 +556,8 @@ SensitivityData merge_shards(const std::vector<SensitivityData>& shards) {
   for (size_t r = 0; r < shards.size(); ++r) {
     const SensitivityData& d = shards[r];
     const std::string who = "shard " + std::to_string(r);
-    check(d.header == m.header, who, "was measured with other settings than shard 0");
+    const std::string differs = header_difference(d.header, m.header);
+    check(differs.empty(), who, "was measured on " + differs + " than shard 0");
     for (size_t k = 0; k < m.chunks; ++k) {
       bool any = false;
       for (size_t s = 0; s < L; ++s) {

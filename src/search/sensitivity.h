@@ -16,9 +16,9 @@ namespace mixq {
 enum class SensitivityLoss { cross_entropy, kl };
 
 struct SensitivityOptions {
-  size_t samples = 1024;   // seeded random subset of the data
-  size_t chunk = 0;        // samples per chunk; 0: from mem_limit
-  double mem_limit = 0;    // bytes of cached activations; 0: 4 GB or half the run's limit
+  size_t samples = 1024;  // seeded random subset of the data
+  size_t chunk = 0;       // samples per chunk; 0: from mem_limit
+  double mem_limit = 0;   // bytes of cached activations; 0: 4 GB or half the run's limit
   uint64_t seed = 0;
   SensitivityLoss loss = SensitivityLoss::cross_entropy;
   bool pairs = true;
@@ -31,8 +31,8 @@ struct SensitivityOptions {
 
 // Everything measured, in sums over samples so chunks add up in a fixed order.
 struct SensitivityData {
-  static constexpr int kVersion = 1;
-  nlohmann::json header;  // model, candidates, layers, options: must match on resume
+  static constexpr int kVersion = 2;  // 2: model_hash and data_hash in the header
+  nlohmann::json header;              // model, candidates, layers, options: must match on resume
   size_t layers = 0, candidates = 0, chunks = 0, samples = 0;
   std::vector<size_t> chunk_sizes;
   // Per chunk: base loss sum, single loss sums [layers*candidates], pair loss sums
