@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <tuple>
 
 #include "quant/config.h"
 #include "support/onnx_builder.h"
@@ -84,6 +85,31 @@ TEST(QuantizeCli, BadBudgetsAndReusedFoldersFailCleanly) {
       run_command(kMixq + " quantize some.onnx --budget 3bits -o " + dir.file("x"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("--calib-data"), std::string::npos) << r.err;
+}
+
+// A budget the candidates cannot meet fails before calibration or any measurement, saying what
+// the cheapest assignment needs, and leaves no output folder.
+TEST(QuantizeCli, InfeasibleBudgetsFailBeforeAnyMeasurement) {
+  MIXQ_SKIP_UNLESS_EXISTS(kFmnist);
+  TempDir dir;
+  const std::string out = dir.file("out");
+  for (const auto& [budget, candidates, needs] :
+       {std::tuple{"1KB", "w2,w4,w8", "the cheapest assignment needs "},
+        std::tuple{"1.5bits", "w2,w4", "the cheapest assignment needs 2.000 bits"},
+        std::tuple{"3bits", "w4,w8", "the cheapest assignment needs 4.000 bits"},
+        std::tuple{"1BOPs", "w2,w4", "MBOPs"},
+        std::tuple{"0.0001ms@XC7Z020", "w2,w4", " ms on XC7Z020"}}) {
+    const CommandResult r = run_command(kMixq + " quantize --budget " + budget + " --candidates " +
+                                        candidates + " --limit 100 -o " + out);
+    EXPECT_EQ(r.status, 1) << budget << r.err;
+    EXPECT_NE(r.err.find(std::string("--budget: budget '") + budget + "' cannot be met"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find(needs), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.out.find("calibrat"), std::string::npos) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(out)) << budget << " left " << out;
+  }
 }
 
 TEST(QuantizeCli, FinetuneWritesTheTrainedModelThatEvalReproduces) {

@@ -57,18 +57,10 @@ QuantConfig clado_config(const QuantizeArgs& a, const Graph& g, const Activation
   so.seed = a.quant.seed;
   so.checkpoint = a.out + "/sensitivity.omega";
   so.resume = std::filesystem::exists(so.checkpoint);
+  so.resume_advice = "remove it or write to another -o folder";
   so.progress = [](const std::string& line) { std::cerr << line << "\n"; };
   if (so.resume) std::cout << "resuming " << so.checkpoint << "\n";
-  try {
-    d = measure_sensitivity(g, space, stats, calib, so);
-  } catch (const Error& e) {
-    // A folder reused with other candidates or samples: say what to do here.
-    if (so.resume && std::string(e.what()).find("other settings") != std::string::npos)
-      throw Error(so.checkpoint,
-                  "holds sensitivities measured with other settings (model, candidates, samples "
-                  "or seed); remove it or write to another -o folder");
-    throw;
-  }
+  d = measure_sensitivity(g, space, stats, calib, so);
   std::cout << fmt::format("sensitivities: {} layers x {} candidates, {} evaluations, {:.1f} s\n",
                            d.layers, d.candidates, d.evaluations, d.seconds);
   const AllocInputs in{&g, &space, &d, nullptr};
@@ -193,6 +185,12 @@ int run_quantize(QuantizeArgs a) {
   std::unique_ptr<Dataset> test;
   if (!a.data.spec.empty()) test = open_data(a.data);
   Graph g = load_onnx(a.model);
+  if (!a.budget.empty()) {  // a budget no assignment meets fails before any measurement
+    const SearchSpace space =
+        make_search_space(g, parse_candidates(a.candidates, "--candidates"), false, uo.abits);
+    for (const Budget& b : parse_budgets(a.budget, "--budget"))
+      check_budget_feasible(b, g, space, "--budget");
+  }
   std::filesystem::create_directories(a.out);
   ActivationStats stats;
   if (uo.abits > 0) stats = observe_activations(g, *calib, observe_options(a.quant, a.data));

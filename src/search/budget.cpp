@@ -1,11 +1,15 @@
 #include "search/budget.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
 #include <sstream>
 
 #include "base/error.h"
+#include "base/memory.h"
 #include "base/parse.h"
 #include "hw/fpga.h"
 #include "hw/shapes.h"
@@ -85,6 +89,7 @@ LinearBudget linearize(const Budget& b, const Graph& g, const SearchSpace& space
       for (size_t s = 0; s < L; ++s)
         for (size_t c = 0; c < C; ++c) lb.costs[s * C + c] = space.size_bits(s, c);
       lb.bound = b.value * space.searched_weights();
+      lb.per_unit = space.searched_weights();
       break;
     case Budget::Kind::bytes: {
       double fixed_bits = 0;
@@ -99,6 +104,7 @@ LinearBudget linearize(const Budget& b, const Graph& g, const SearchSpace& space
       for (size_t s = 0; s < L; ++s)
         for (size_t c = 0; c < C; ++c) lb.costs[s * C + c] = space.size_bits(s, c);
       lb.bound = b.value * 8 - fixed_bits;
+      lb.per_unit = 8;
       break;
     }
     case Budget::Kind::bops: {
@@ -140,6 +146,39 @@ LinearBudget linearize(const Budget& b, const Graph& g, const SearchSpace& space
     }
   }
   return lb;
+}
+
+void check_budget_feasible(const Budget& b, const Graph& g, const SearchSpace& space,
+                           const std::string& where) {
+  const LinearBudget lb = linearize(b, g, space);
+  const size_t L = space.num_searched(), C = space.num_candidates();
+  double cheapest = 0, dearest = 0;
+  for (size_t s = 0; s < L; ++s) {
+    const auto first = lb.costs.begin() + static_cast<std::ptrdiff_t>(s * C);
+    cheapest += *std::min_element(first, first + static_cast<std::ptrdiff_t>(C));
+    dearest += *std::max_element(first, first + static_cast<std::ptrdiff_t>(C));
+  }
+  if (cheapest <= lb.bound * (1 + 1e-12)) return;
+  auto show = [&](double sum) {
+    const double v = lb.value_of(b, sum);
+    switch (b.kind) {
+      case Budget::Kind::avg_bits:
+        return fmt::format("{:.3f} bits", v);
+      case Budget::Kind::bytes:
+        return format_bytes(v);
+      case Budget::Kind::bops:
+        return v >= 1e9 ? fmt::format("{:.4g} GBOPs", v / 1e9)
+                        : fmt::format("{:.4g} MBOPs", v / 1e6);
+      case Budget::Kind::latency_ms:
+        break;
+    }
+    return fmt::format("{:.4g} ms on {}", v, b.device);
+  };
+  std::string names;
+  for (const CandidateSpec& c : space.candidates) names += (names.empty() ? "" : ",") + c.name;
+  throw Error(where, "budget '" + b.text + "' cannot be met: with candidates " + names +
+                         " the cheapest assignment needs " + show(cheapest) + " (the dearest " +
+                         show(dearest) + ")");
 }
 
 }  // namespace mixq

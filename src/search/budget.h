@@ -29,7 +29,15 @@ std::vector<Budget> parse_budgets(const std::string& text, const std::string& wh
 struct LinearBudget {
   std::vector<double> costs;
   double bound = 0;
+  double per_unit = 1;  // cost units per unit of the budget's value (bits per byte, ...)
+  // The budget's value (bytes, bits, BOPs, ms) that costs summing to `sum` need.
+  double value_of(const Budget& b, double sum) const { return b.value + (sum - bound) / per_unit; }
 };
 LinearBudget linearize(const Budget& b, const Graph& g, const SearchSpace& space);
+
+// A budget that no assignment of the candidates meets is an Error naming `where`, the budget and
+// what the cheapest and dearest assignments need; checked before any measurement.
+void check_budget_feasible(const Budget& b, const Graph& g, const SearchSpace& space,
+                           const std::string& where);
 
 }  // namespace mixq

@@ -320,7 +320,7 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
     d = load_sensitivity(o.checkpoint);
     const std::string differs = header_difference(d.header, want);
     check(differs.empty(), o.checkpoint,
-          "was measured on " + differs + "; remove it or run without --resume");
+          "was measured on " + differs + "; " + o.resume_advice);
     d.header = want;  // the paths of this run
   } else {
     d.layers = L;

@@ -26,6 +26,8 @@ struct SensitivityOptions {
   std::string checkpoint;   // file written after every unit of work; empty: none
   int rank = 0, ranks = 1;  // measure only this rank's shard of the units (see assign_shards)
   bool resume = false;      // continue from the checkpoint
+  // What a refused resume tells the user to do.
+  std::string resume_advice = "remove it or run without --resume";
   std::function<void(const std::string&)> progress;  // one status line per unit
 };
 
