@@ -360,3 +360,32 @@ TEST(OpsElementwiseFast, UnaryMatchesReference) {
     }
   }
 }
+
+namespace {
+
+Tensor u8_values(const Tensor& t) {
+  Tensor out(DType::f32, t.shape());
+  for (int64_t i = 0; i < t.numel(); ++i)
+    out.data<float>()[i] = t.dtype() == DType::u8 ? t.data<uint8_t>()[i] : t.data<int8_t>()[i];
+  return out;
+}
+
+}  // namespace
+
+// QuantizeLinear rounds half to even and saturates; values with no integer (NaN, or 0/0 from a
+// zero scale) give the zero point, infinities saturate, on both implementations.
+TEST(OpsQuantize, SaturatesAndMapsNanToTheZeroPoint) {
+  const Tensor x = f32({8}, {0.5f, 1.5f, -3.f, 1000.f, -1000.f, NAN, INFINITY, -INFINITY});
+  const Tensor zp_u8 = Tensor::from<uint8_t>({}, std::vector<uint8_t>{10});
+  const Tensor zp_i8 = Tensor::from<int8_t>({}, std::vector<int8_t>{-3});
+  for (Impl impl : {Impl::reference, Impl::fast}) {
+    expect_close(u8_values(run("QuantizeLinear", {x, f32({}, {1.f}), zp_u8}, impl)),
+                 f32({8}, {10, 12, 7, 255, 0, 10, 255, 0}));
+    expect_close(u8_values(run("QuantizeLinear", {x, f32({}, {1.f}), zp_i8}, impl)),
+                 f32({8}, {-3, -1, -6, 127, -128, -3, 127, -128}));
+    // A zero scale: 0/0 is NaN (the zero point), x/0 is +-Inf (saturated).
+    expect_close(
+        u8_values(run("QuantizeLinear", {f32({3}, {0.f, 2.f, -2.f}), f32({}, {0.f}), zp_u8}, impl)),
+        f32({3}, {10, 255, 0}));
+  }
+}
