@@ -3,6 +3,7 @@
 // counted and released, and the command line reports each case in one line naming the file.
 #include <gtest/gtest.h>
 
+#include <omp.h>
 #include <zlib.h>
 
 #include "base/error.h"
@@ -11,7 +12,9 @@
 #include "data/image.h"
 #include "onnx/import.h"
 #include "pack/packed.h"
+#include "runtime/executor.h"
 #include "support/cli_check.h"
+#include "support/gradcheck.h"
 #include "support/onnx_builder.h"
 #include "support/paths.h"
 
@@ -94,6 +97,53 @@ TEST(Memory, TensorsPastTheLimitAreRefusedAndFreedMemoryIsReturned) {
   // Dimensions whose product overflows 64 bits are refused, not wrapped to a small size.
   EXPECT_THROW(Tensor(DType::f32, {int64_t{1} << 40, int64_t{1} << 40}), Error);
   Tensor ok(DType::f32, {100, 1000});  // the limit still admits what fits
+}
+
+// The smallest limit a run of a batch fits in also fits a smaller batch after it: tensors sized
+// for the larger batch are released before the smaller ones are taken (the short last batch of
+// a run used to need both at once).
+TEST(Memory, ShortLastBatchFitsWhereTheFullBatchDid) {
+  OnnxBuilder b;
+  b.input("x", {-1, 16, 32, 32}).output("y", {-1, 16, 32, 32});
+  b.initializer("w", random_tensor(DType::f32, {16, 16, 3, 3}, 1, 0.2));
+  auto& conv = b.node("Conv", {"x", "w"}, {"c"}, "conv");
+  OnnxBuilder::attr(conv, "pads", std::vector<int64_t>{1, 1, 1, 1});
+  b.node("Sigmoid", {"c"}, {"s"}, "sig");
+  b.node("Mul", {"c", "s"}, {"m"}, "mul");
+  b.node("Tanh", {"m"}, {"t"}, "tanh");
+  b.node("Add", {"t", "c"}, {"y"}, "add");
+  const Graph g = load_onnx_bytes(b.bytes(), "chain.onnx");
+  // One thread: with several, which thread takes which slice (and so how many slice
+  // environments exist) depends on timing, and so does the peak.
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  for (const bool optimize : {false, true}) {
+    const Impl impl = optimize ? Impl::fast : Impl::reference;
+    auto fits = [&](uint64_t limit, const std::vector<int64_t>& batches) {
+      ScopedLimit scoped(limit);
+      try {
+        Executor ex(g, impl, optimize);
+        for (int64_t n : batches) {
+          Tensor x = random_tensor(DType::f32, {n, 16, 32, 32}, 7, 1.0);
+          ex.run({x});
+        }
+        return true;
+      } catch (const Error&) {
+        return false;
+      }
+    };
+    // Binary search for the smallest limit under which one full batch runs.
+    uint64_t lo = memory_in_use(), hi = lo + (uint64_t{256} << 20);
+    ASSERT_TRUE(fits(hi, {8}));
+    while (hi - lo > 4096) {
+      const uint64_t mid = lo + (hi - lo) / 2;
+      (fits(mid, {8}) ? hi : lo) = mid;
+    }
+    EXPECT_TRUE(fits(hi, {8, 8, 8})) << (optimize ? "optimized" : "reference");
+    EXPECT_TRUE(fits(hi, {8, 8, 5})) << (optimize ? "optimized" : "reference");
+    EXPECT_TRUE(fits(hi, {8, 3, 8})) << (optimize ? "optimized" : "reference");
+  }
+  omp_set_num_threads(threads);
 }
 
 TEST(Memory, ModelInitializerDeclaredPastTheLimitIsRefusedBeforeReading) {

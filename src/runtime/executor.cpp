@@ -160,6 +160,9 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs) {
   run_nodes(env_, 0, graph_.nodes.size(), true);
   std::vector<Tensor> outs;
   for (int v : graph_.outputs) outs.push_back(env_[v]);
+  // The caller's inputs are not held past the run, so the next batch's inputs can take their
+  // memory (a short last batch would otherwise need both batches' inputs at once).
+  for (int v : graph_.inputs) env_[v] = Tensor();
   return outs;
 }
 

@@ -187,6 +187,9 @@ std::vector<float> Tensor::to_floats() const {
 
 void ensure(Tensor& t, DType dtype, const Shape& shape) {
   if (t.raw() && t.dtype() == dtype && t.shape() == shape && t.unique()) return;
+  // Let go of the old storage before taking the new: a smaller batch after a larger one then
+  // needs no more memory than the larger one did.
+  t = Tensor();
   t = Tensor(dtype, shape);
 }
 
