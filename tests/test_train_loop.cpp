@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "base/file_io.h"
 #include "base/rng.h"
 #include "models/builder.h"
 #include "models/models.h"
@@ -119,7 +120,7 @@ TEST(TrainLoop, ResumedRunIsBitIdenticalToUninterrupted) {
     EXPECT_EQ(first.steps(), 10);
     o.max_steps = 0;
     o.resume = true;
-    Trainer second(tiny_cnn(999), o);  // initialisation is overwritten by the checkpoint
+    Trainer second(tiny_cnn(5), o);  // the same model: a resume checks its content
     ASSERT_TRUE(second.fit(train));
     EXPECT_EQ(second.steps(), whole.steps());
     expect_same_state(whole, second);
@@ -188,6 +189,38 @@ TEST(TrainLoop, ResumeRefusesAnotherRun) {
   EXPECT_THROW(Trainer(build_model("lenet", other), o).fit(train), Error);
   o.checkpoint = dir.file("missing.ckpt");
   EXPECT_THROW(Trainer(tiny_cnn(1), o).fit(train), Error);
+}
+
+// A checkpoint resumes only the model and data it was written for, by content: other weights
+// under the same names and shapes, or other samples of the same count, are refused; the same
+// model rebuilt (another Graph object, another source path) resumes.
+TEST(TrainLoop, ResumeDecidesByContent) {
+  TensorDataset train = blobs(64, 4);
+  test::TempDir dir;
+  TrainOptions o = small_options();
+  o.checkpoint = dir.file("run.ckpt");
+  o.max_steps = 2;
+  EXPECT_FALSE(Trainer(tiny_cnn(1), o).fit(train));
+  const std::string saved = read_file(o.checkpoint);
+  o.resume = true;
+  auto refusal = [&](Graph g, const TensorDataset& data) -> std::string {
+    write_file_atomic(o.checkpoint, saved);
+    try {
+      Trainer(std::move(g), o).fit(data);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::string model_msg = refusal(tiny_cnn(2), train);
+  EXPECT_NE(model_msg.find("run.ckpt: was written for a different model"), std::string::npos)
+      << model_msg;
+  const std::string data_msg = refusal(tiny_cnn(1), blobs(64, 5));
+  EXPECT_NE(data_msg.find("run.ckpt: was written for different training data"), std::string::npos)
+      << data_msg;
+  Graph same = tiny_cnn(1);
+  same.source = "/another/path/model.onnx";
+  EXPECT_EQ(refusal(std::move(same), train), "");
 }
 
 TEST(TrainLoop, ExportedModelMatchesTrainedGraph) {

@@ -1,10 +1,12 @@
 #include "data/dataset.h"
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <numeric>
 
 #include "base/error.h"
+#include "base/hash.h"
 #include "data/folder_dataset.h"
 #include "data/idx_dataset.h"
 
@@ -17,6 +19,19 @@ Batch Dataset::get_batch(size_t first, size_t count) const {
   std::vector<size_t> idx(count);
   std::iota(idx.begin(), idx.end(), first);
   return get(idx);
+}
+
+std::string hash_samples(const Dataset& data, const std::vector<size_t>& indices,
+                         size_t per_batch) {
+  Hasher h;
+  h.add(static_cast<uint64_t>(indices.size()));
+  for (size_t first = 0; first < indices.size(); first += per_batch) {
+    const size_t last = std::min(indices.size(), first + per_batch);
+    const Batch b = data.get(std::vector<size_t>(indices.begin() + first, indices.begin() + last));
+    h.add(b.images.raw(), b.images.nbytes());
+    h.add(b.labels.data(), b.labels.size() * sizeof(int64_t));
+  }
+  return h.hex();
 }
 
 namespace {

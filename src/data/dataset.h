@@ -40,6 +40,11 @@ class Dataset {
   Batch get_batch(size_t first, size_t count) const;
 };
 
+// Content hash (16 hex digits) of the samples at these indices in this order, images after
+// preprocessing and labels, decoded `per_batch` at a time: resumes compare data by content.
+std::string hash_samples(const Dataset& data, const std::vector<size_t>& indices,
+                         size_t per_batch = 64);
+
 struct DataOptions {
   std::vector<float> mean;  // 1 or C values; empty = 0
   std::vector<float> std;   // 1 or C values; empty = 1

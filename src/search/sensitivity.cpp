@@ -10,7 +10,6 @@
 
 #include "base/error.h"
 #include "base/file_io.h"
-#include "base/hash.h"
 #include "base/json_int.h"
 #include "base/memory.h"
 #include "data/batch_iterator.h"
@@ -105,20 +104,6 @@ std::vector<int> written_values(const Graph& g, const std::vector<int>& nodes) {
 
 void run_nodes(Executor& ex, std::vector<Tensor>& env, const std::vector<int>& nodes) {
   for (int n : nodes) ex.run_range(env, n, n + 1);
-}
-
-// Hash of the samples a measurement uses, in the order it uses them: images and labels.
-std::string data_hash(const Dataset& data, const std::vector<size_t>& subset,
-                      const std::vector<size_t>& chunk_sizes) {
-  Hasher h;
-  size_t first = 0;
-  for (size_t k = 0; k < chunk_sizes.size(); first += chunk_sizes[k], ++k) {
-    const std::vector<size_t> idx(subset.begin() + first, subset.begin() + first + chunk_sizes[k]);
-    const Batch b = data.get(idx);
-    h.add(b.images.raw(), b.images.nbytes());
-    h.add(b.labels.data(), b.labels.size() * sizeof(int64_t));
-  }
-  return h.hex();
 }
 
 // A resume compares headers by content: the model's and the data's hashes and the settings,
@@ -313,14 +298,12 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
   const std::vector<int> owner = assign_shards(unit_cost, o.ranks);
 
   SensitivityData d;
-  d.header =
-      make_header(graph, space, o, chunk_sizes, inputs, data_hash(data, subset, chunk_sizes));
+  d.header = make_header(graph, space, o, chunk_sizes, inputs, hash_samples(data, subset));
   if (o.resume && !o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
     const nlohmann::json want = d.header;
     d = load_sensitivity(o.checkpoint);
     const std::string differs = header_difference(d.header, want);
-    check(differs.empty(), o.checkpoint,
-          "was measured on " + differs + "; " + o.resume_advice);
+    check(differs.empty(), o.checkpoint, "was measured on " + differs + "; " + o.resume_advice);
     d.header = want;  // the paths of this run
   } else {
     d.layers = L;

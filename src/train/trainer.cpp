@@ -21,7 +21,8 @@ double since(Clock::time_point t) {
 
 }  // namespace
 
-Trainer::Trainer(Graph graph, TrainOptions options) : graph_(std::move(graph)), o_(options) {
+Trainer::Trainer(Graph graph, TrainOptions options)
+    : graph_(std::move(graph)), o_(options), model_hash_(graph_.content_hash()) {
   check(graph_.inputs.size() == 1, graph_.source,
         "training needs a model with exactly one runtime input, this one has " +
             std::to_string(graph_.inputs.size()));
@@ -123,13 +124,15 @@ nlohmann::json Trainer::run_identity(size_t samples) const {
           {"samples", samples},
           {"epochs", o_.epochs},
           {"optimizer", optimizer_name(o_.optimizer.kind)},
-          {"parameters", count_parameters(graph_)}};
+          {"parameters", count_parameters(graph_)},
+          {"model_hash", model_hash_},
+          {"data_hash", data_hash_}};
 }
 
 Checkpoint Trainer::make_checkpoint(double elapsed_seconds) const {
   Checkpoint c;
   c.meta["format"] = "mixq-train";
-  c.meta["version"] = 1;
+  c.meta["version"] = 2;  // 2: model_hash and data_hash in "run"
   c.meta["run"] = run_identity(samples_);
   c.meta["position"] = {{"epoch", epoch_}, {"batch", batch_}, {"step", step_}};
   c.meta["epoch_sums"] = {{"loss_sum", loss_sum_}, {"correct", correct_}, {"seen", seen_}};
@@ -152,10 +155,17 @@ Checkpoint Trainer::make_checkpoint(double elapsed_seconds) const {
 
 void Trainer::restore(const Checkpoint& c, const std::string& where, size_t samples) {
   try {
-    check(c.meta.value("format", "") == "mixq-train" && c.meta.value("version", 0) == 1, where,
-          "is not a mixq training checkpoint of version 1");
+    check(c.meta.value("format", "") == "mixq-train", where, "is not a mixq training checkpoint");
+    check(c.meta.value("version", 0) == 2, where,
+          "was written by an older mixq (no content hashes to check it against); remove it to "
+          "start again");
     const nlohmann::json want = run_identity(samples);
     const nlohmann::json& have = c.meta.at("run");
+    check(have.at("model_hash") == want.at("model_hash"), where,
+          "was written for a different model (its content differs); remove it to start again");
+    check(have.at("data_hash") == want.at("data_hash"), where,
+          "was written for different training data (the samples differ); remove it to start "
+          "again");
     for (const char* key : {"seed", "batch_size", "samples", "optimizer", "parameters"})
       check(have.at(key) == want.at(key), where,
             std::string("was written by a different run: ") + key + " " + have.at(key).dump() +
@@ -213,6 +223,13 @@ bool Trainer::fit(const Dataset& train, const Dataset* val) {
   BatchIterator it(train, io);
   const size_t samples = it.num_samples();
   samples_ = samples;
+  {  // up to 64 samples spread over the set, plus its size: cheap, and any other data differs
+    std::vector<size_t> probe;
+    const size_t n = train.size(), k = std::min<size_t>(n, 64);
+    for (size_t i = 0; i < k; ++i) probe.push_back(i * n / k);
+    probe.push_back(n - 1);
+    data_hash_ = hash_samples(train, probe);
+  }
   const int64_t per_epoch = static_cast<int64_t>((samples + o_.batch_size - 1) / o_.batch_size);
   const LrSchedule schedule(o_.schedule, per_epoch, o_.epochs);
   if (o_.resume) {

@@ -139,6 +139,8 @@ class Trainer {
   int64_t correct_ = 0, seen_ = 0;
   double elapsed_before_ = 0;  // seconds spent before a resume
   size_t samples_ = 0;         // training samples per epoch (fit)
+  // Content of the model as given and of the training data: a resume needs both unchanged.
+  std::string model_hash_, data_hash_;
 };
 
 }  // namespace mixq
