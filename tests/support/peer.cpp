@@ -43,11 +43,12 @@ std::map<std::string, Tensor> run_peer_outputs(const std::string& model, const T
     std::ofstream f(path, std::ios::binary);
     f.write(static_cast<const char*>(input.raw()), static_cast<std::streamsize>(input.nbytes()));
   }
-  // Appended piece by piece: GCC 12 warns (-Wrestrict, falsely) on "literal" + temporary here.
-  std::string cmd = "node ";
-  cmd += repo_path("bench/peer/ort_outputs.js");
-  cmd += " " + model + " " + path;
-  for (int64_t d : input.shape()) cmd += " " + std::to_string(d);
+  // Dimensions appended piece by piece: GCC 12 warns falsely (-Wrestrict) on " " + temporary.
+  std::string cmd = "node " + repo_path("bench/peer/ort_outputs.js") + " " + model + " " + path;
+  for (int64_t d : input.shape()) {
+    cmd += ' ';
+    cmd += std::to_string(d);
+  }
   CommandResult r = run_command(cmd);
   if (r.status != 0) throw std::runtime_error("peer failed: " + r.err);
   std::map<std::string, Tensor> outs;
