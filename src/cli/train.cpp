@@ -165,7 +165,8 @@ void add_train(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("train", "Train a built-in architecture or fine-tune a model");
   auto* arch = cmd->add_option("--arch", a->arch,
                                "Built-in architecture: lenet, vgg4, resnet8, resnet20, ... "
-                               "(resnet: any depth 6n+2)");
+                               "(resnet: any depth 6n+2)")
+                   ->check(parsed_by([](const std::string& s) { check_arch_name(s); }, "ARCH"));
   auto* init =
       cmd->add_option("--init", a->init, "Fine-tune this ONNX model instead")->type_name(kFileType);
   arch->excludes(init);
