@@ -78,8 +78,9 @@ std::string read_file(const std::string& path, double peak) {
   const uintmax_t size = fs::file_size(path, ec);
   check(!ec, path, "cannot read its size: " + ec.message());
   check_memory(static_cast<double>(size) * peak, path,
-               "reading its " + format_bytes(static_cast<double>(size)) +
-                   (peak > 1 ? fmt::format(" (parsing holds {:g}x)", peak) : ""));
+               peak > 1 ? fmt::format("reading its {} (parsing holds {:g}x)",
+                                      format_bytes(static_cast<double>(size)), peak)
+                        : "reading it");
   std::ifstream f(path, std::ios::binary);
   check(f.good(), path, "cannot open file");
   std::string bytes(size, '\0');
