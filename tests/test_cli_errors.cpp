@@ -132,5 +132,5 @@ TEST(CliErrors, BadFlags) {
   expect_clean_error(run_command(kMixq + " eval m.onnx --data fmnist:test --threads x"),
                      "--threads", 2);
   expect_clean_error(run_command(kMixq + " eval m.onnx --data fmnist:test --mean 0.1,abc"),
-                     "--mean", 1);
+                     "--mean", 2);
 }

@@ -225,9 +225,9 @@ TEST(Memory, PackedLayerPastTheLimitIsRefusedBeforeUnpacking) {
 
 TEST(Memory, CommandLineRefusesWhatDoesNotFit) {
   const std::string model = repo_path("models/fmnist_default.onnx");
-  // The classifier's weights alone (122 KB) pass a 100 KB limit.
+  // The file (378 KB, twice that while parsing) passes a 100 KB limit: refused before reading.
   expect_clean_error(run_command(kMixq + " --mem-limit 100K inspect " + model),
-                     "fmnist_default.onnx: initializer 'fc.weight'");
+                     "fmnist_default.onnx: reading its 378 KB (parsing holds 2x) needs 756 KB");
   // The option works after the command's name too; bad sizes are usage errors.
   expect_clean_error(run_command(kMixq + " inspect " + model + " --mem-limit 100K"),
                      "over the memory limit of 100 KB");
@@ -235,9 +235,9 @@ TEST(Memory, CommandLineRefusesWhatDoesNotFit) {
   expect_clean_error(run_command(kMixq + " inspect " + model + " --mem-limit 0G"), "--mem-limit",
                      2);
   if (!exists(kFmnist)) GTEST_SKIP() << "missing " << kFmnist << ": data cases skipped";
-  // The data file's declared array, then a batch that alone passes the limit, name the data.
+  // The data file itself, then a batch that alone passes the limit, name the data.
   expect_clean_error(run_command(kMixq + " eval " + model + " --data fmnist:test --mem-limit 2M"),
-                     "t10k-images-idx3-ubyte.gz: the header's array needs 7.48 MB");
+                     "t10k-images-idx3-ubyte.gz: reading it needs 4.22 MB, over the memory limit");
   expect_clean_error(
       run_command(kMixq + " eval " + model + " --data fmnist:test --batch 4096 --mem-limit 10M"),
       "fmnist:test (10000 images): a batch of 4096 samples needs 12.2 MB");

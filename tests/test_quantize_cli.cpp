@@ -76,14 +76,14 @@ TEST(QuantizeCli, BadBudgetsAndReusedFoldersFailCleanly) {
   for (const char* budget : {"3bats", "5ms", "5ms@XC9999", "0bits"}) {
     const std::string out = dir.file("out");
     const CommandResult r = run_command(kMixq + " quantize --budget " + budget + " -o " + out);
-    EXPECT_EQ(r.status, 1) << budget;
+    EXPECT_EQ(r.status, 2) << budget;
     EXPECT_NE(r.err.find("--budget"), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_FALSE(std::filesystem::exists(out)) << budget << " left " << out;
   }
   const CommandResult r =
       run_command(kMixq + " quantize some.onnx --budget 3bits -o " + dir.file("x"));
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("--calib-data"), std::string::npos) << r.err;
 }
 

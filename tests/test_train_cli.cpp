@@ -64,10 +64,10 @@ TEST(TrainCli, BadFlagsGiveOneCleanError) {
   SKIP_UNLESS_TRAIN_AVAILABLE();
   TempDir d;
   auto r = run_command(kMixq + " train --arch alexnet --data fmnist:train -o " + d.file("m.onnx"));
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 2);  // a flag's value: bad usage
   EXPECT_NE(r.err.find("unknown architecture 'alexnet'"), std::string::npos) << r.err;
   r = run_command(kMixq + " train --data fmnist:train -o " + d.file("m.onnx"));
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("exactly one of --arch and --init"), std::string::npos) << r.err;
   r = run_command(kTrain + " --resume -o " + d.file("m.onnx"));
   EXPECT_NE(r.err.find("--resume"), std::string::npos) << r.err;

@@ -1,4 +1,6 @@
 // One error type for every failure a user can cause: it names where (file, node, flag) and why.
+// An Error whose `where` starts with '-' names a flag: the command line exits 2 (bad usage)
+// for it, 1 (bad input) for everything else.
 #pragma once
 #include <stdexcept>
 #include <string>

@@ -6,7 +6,9 @@
 #include <iostream>
 
 #include "base/error.h"
+#include "base/file_io.h"
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "onnx/import.h"
 #include "quant/apply.h"
 #include "search/allocate.h"
@@ -20,13 +22,14 @@ struct AllocateArgs {
 };
 
 int run_allocate(const AllocateArgs& a) {
+  check_output_file(a.out, "-o");
+  check_no_overwrite(a.out, {{a.omega, "sensitivity file"}, {a.model, "model"}}, "-o");
   SensitivityData d = load_sensitivity(a.omega);
   const std::string model = a.model.empty() ? d.header.value("model", "") : a.model;
+  check_no_overwrite(a.out, {{model, "model"}}, "-o");
   Graph g = load_onnx(model);
   SearchSpace space = search_space_from_header(g, d.header, a.omega);
   const AllocMethod method = parse_alloc_method(a.method, "--method");
-  check(method != AllocMethod::hawq, "--method",
-        "hawq needs Hessian traces: use `mixq sweep --methods hawq`");
   AllocInputs in{&g, &space, &d, nullptr};
   IqpOptions o;
   o.time_limit_s = a.time_limit;
@@ -66,14 +69,26 @@ int run_allocate(const AllocateArgs& a) {
 void add_allocate(CLI::App& app, Action& action) {
   auto a = std::make_shared<AllocateArgs>();
   auto* cmd = app.add_subcommand("allocate", "Choose per-layer bit-widths under a budget");
-  cmd->add_option("--omega", a->omega, "Sensitivity file from mixq sensitivity")->required();
+  cmd->add_option("--omega", a->omega, "Sensitivity file from mixq sensitivity")
+      ->required()
+      ->type_name(kFileType);
   cmd->add_option("--budget", a->budget, "3.0bits, 2MB, 512KB or 1.2GBOPs (comma: several)")
-      ->required();
-  cmd->add_option("--method", a->method, "uniform, greedy, diagonal, clado, clado-psd");
-  cmd->add_option("--model", a->model, "The model (default: the one the file names)");
+      ->required()
+      ->check(parsed_by([](const std::string& s) { parse_budgets(s, "--budget"); }, "BUDGET"));
+  cmd->add_option("--method", a->method, "uniform, greedy, diagonal, clado, clado-psd")
+      ->check(parsed_by(
+          [](const std::string& s) {
+            check(parse_alloc_method(s, "--method") != AllocMethod::hawq, "--method",
+                  "hawq needs Hessian traces: use `mixq sweep --methods hawq`");
+          },
+          "METHOD"));
+  cmd->add_option("--model", a->model, "The model (default: the one the file names)")
+      ->type_name(kFileType);
   cmd->add_option("--time-limit", a->time_limit, "Solver time limit in seconds")
       ->check(CLI::Range(0.001, 1e6));
-  cmd->add_option("-o,--output", a->out, "Config to write (JSON)")->required();
+  cmd->add_option("-o,--output", a->out, "Config to write (JSON)")
+      ->required()
+      ->type_name(kFileType);
   cmd->callback([a, &action] { action = [a] { return run_allocate(*a); }; });
 }
 

@@ -4,9 +4,12 @@
 
 #include <iostream>
 
+#include "base/error.h"
+#include "base/file_io.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
 #include "cli/quant_args.h"
+#include "cli/validators.h"
 #include "onnx/import.h"
 #include "quant/calibrate.h"
 
@@ -22,6 +25,10 @@ struct CalibrateArgs {
 
 int run_calibrate(const CalibrateArgs& a) {
   set_threads(a.threads);
+  check_output_file(a.out, "-o");
+  std::vector<InputFile> inputs = data_inputs(a.data.spec, "--data");
+  inputs.push_back({a.model, "input model"});
+  check_no_overwrite(a.out, inputs, "-o");
   UniformOptions uo = uniform_options(a.quant);
   auto data = open_data(a.data);
   Graph g = load_onnx(a.model);
@@ -39,10 +46,12 @@ int run_calibrate(const CalibrateArgs& a) {
 void add_calibrate(CLI::App& app, Action& action) {
   auto a = std::make_shared<CalibrateArgs>();
   auto* cmd = app.add_subcommand("calibrate", "Calibrate a uniform quantization config");
-  cmd->add_option("model", a->model, "ONNX model file")->required();
-  add_data_options(cmd, a->data);
+  cmd->add_option("model", a->model, "ONNX model file")->required()->type_name(kFileType);
+  add_data_options(cmd, a->data, true, false);
   add_quant_options(cmd, a->quant);
-  cmd->add_option("-o,--output", a->out, "Config to write (JSON)")->required();
+  cmd->add_option("-o,--output", a->out, "Config to write (JSON)")
+      ->required()
+      ->type_name(kFileType);
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
   cmd->callback([a, &action] { action = [a] { return run_calibrate(*a); }; });

@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/memory.h"
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "dist/world.h"
 
 namespace mixq {
@@ -68,6 +69,7 @@ int cli_main(int argc, char** argv) {
   cli::add_report(app, action);
   cli::add_train(app, action);
   cli::add_finetune(app, action);
+  cli::add_common_checks(app);
   std::string names;
   bool known = false;
   for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
@@ -96,18 +98,21 @@ int cli_main(int argc, char** argv) {
               << " does not run under mpirun (only sensitivity is distributed)\n";
     return 2;
   }
+  int status = 1;
   try {
     return action ? action() : 0;
   } catch (const Error& e) {
     std::cerr << "mixq: error: " << e.what() << "\n";
+    // A flag found wrong only once the run started is still bad usage (README: exit 2).
+    if (e.where().rfind('-', 0) == 0) status = 2;
   } catch (const std::bad_alloc&) {
     std::cerr << "mixq: error: out of memory\n";
   } catch (const std::exception& e) {
     std::cerr << "mixq: error: " << e.what() << "\n";
   }
   // A rank that fails alone would leave the others waiting for it.
-  if (dist::launched_by_mpi()) dist::World::get().abort(1);
-  return 1;
+  if (dist::launched_by_mpi()) dist::World::get().abort(status);
+  return status;
 }
 
 }  // namespace mixq

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "base/file_io.h"
 #include "data/dataset.h"
 
 namespace mixq::cli {
@@ -17,9 +18,11 @@ struct DataArgs {
 };
 
 // Adds --data (required when `required`), --mean, --std, --resize, --crop, --channels, --batch,
-// --limit to a subcommand.
-void add_data_options(CLI::App* cmd, DataArgs& a, bool required = true);
+// and --limit when the command honours it, to a subcommand.
+void add_data_options(CLI::App* cmd, DataArgs& a, bool required = true, bool limit = true);
 // Opens the dataset the options describe.
 std::unique_ptr<Dataset> open_data(const DataArgs& a);
+// The files a data spec reads (idx:IMAGES,LABELS, folder:DIR), for check_no_overwrite.
+std::vector<InputFile> data_inputs(const std::string& spec, const std::string& flag);
 
 }  // namespace mixq::cli

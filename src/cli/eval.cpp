@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
+#include "cli/validators.h"
 #include "eval/evaluate.h"
 #include "onnx/import.h"
 #include "quant/apply.h"
@@ -75,13 +76,14 @@ int run_eval(const EvalArgs& a) {
 void add_eval(CLI::App& app, Action& action) {
   auto a = std::make_shared<EvalArgs>();
   auto* cmd = app.add_subcommand("eval", "Evaluate a model on labelled data");
-  cmd->add_option("model", a->model, "ONNX model file")->required();
+  cmd->add_option("model", a->model, "ONNX model file")->required()->type_name(kFileType);
   add_data_options(cmd, a->data);
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--impl", a->impl, "Kernel implementations: fast or reference")
       ->check(CLI::IsMember({"fast", "reference"}));
-  cmd->add_option("--quant", a->quant, "Quantization config (JSON): fake-quantized evaluation");
+  cmd->add_option("--quant", a->quant, "Quantization config (JSON): fake-quantized evaluation")
+      ->type_name(kFileType);
   cmd->add_option("--engine", a->engine,
                   "With --quant: float (fake-quantized) or int8 (integer convolutions)")
       ->check(CLI::IsMember({"float", "int8"}));

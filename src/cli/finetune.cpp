@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/data_args.h"
 #include "cli/train_common.h"
+#include "cli/validators.h"
 #include "eval/evaluate.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
@@ -45,7 +46,16 @@ struct FinetuneArgs {
 int run_finetune(const FinetuneArgs& a) {
   set_threads(a.threads);
   namespace fs = std::filesystem;
-  check(!fs::exists(a.out) || fs::is_directory(a.out), a.out, "exists and is not a folder");
+  check_output_dir(a.out, "-o");
+  std::vector<InputFile> inputs = data_inputs(a.data.spec, "--data");
+  for (const InputFile& f : data_inputs(a.val_data, "--val-data")) inputs.push_back(f);
+  inputs.push_back({a.model, "input model"});
+  inputs.push_back({a.quant, "--quant config"});
+  for (const char* name : {"model.onnx", "quant.json"})
+    check_no_overwrite(a.out + "/" + name, inputs, "-o");
+  check_no_overwrite(a.checkpoint, inputs, "--checkpoint");
+  for (const char* name : {"model.onnx", "quant.json"})
+    check_no_overwrite(a.checkpoint, {{a.out + "/" + name, "output"}}, "--checkpoint");
   auto train = open_data(a.data);
   std::unique_ptr<Dataset> val;
   if (!a.val_data.empty()) {
@@ -131,12 +141,17 @@ void add_finetune(CLI::App& app, Action& action) {
   auto a = std::make_shared<FinetuneArgs>();
   a->data.batch = 128;
   auto* cmd = app.add_subcommand("finetune", "Quantization-aware fine-tuning (STE or ADMM)");
-  cmd->add_option("model", a->model, "ONNX model file")->required();
-  cmd->add_option("--quant", a->quant, "Quantization config (JSON) to train under")->required();
-  cmd->add_option("-o,--out", a->out, "Output folder: model.onnx and quant.json")->required();
+  cmd->add_option("model", a->model, "ONNX model file")->required()->type_name(kFileType);
+  cmd->add_option("--quant", a->quant, "Quantization config (JSON) to train under")
+      ->required()
+      ->type_name(kFileType);
+  cmd->add_option("-o,--out", a->out, "Output folder: model.onnx and quant.json")
+      ->required()
+      ->type_name(kDirType);
   add_data_options(cmd, a->data);
   cmd->add_option("--val-data", a->val_data,
-                  "Validation data spec: top-1 of the quantized network after each epoch");
+                  "Validation data spec: top-1 of the quantized network after each epoch")
+      ->type_name(kSpecType);
   cmd->add_option("--method", a->method, "ste or admm")
       ->check(CLI::IsMember({"ste", "admm"}))
       ->capture_default_str();
@@ -181,7 +196,8 @@ void add_finetune(CLI::App& app, Action& action) {
                 "Random crop with padding, flip for 3-channel data (default on)");
   auto* ckpt = cmd->add_option("--checkpoint", a->checkpoint,
                                "Checkpoint file, written after every epoch and every "
-                               "--checkpoint-minutes");
+                               "--checkpoint-minutes")
+                   ->type_name(kFileType);
   cmd->add_option("--checkpoint-minutes", a->checkpoint_minutes,
                   "Also checkpoint mid-epoch this often (0: epoch ends only)")
       ->check(CLI::Range(0.0, 1e6))

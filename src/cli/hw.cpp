@@ -10,6 +10,7 @@
 #include "base/file_io.h"
 #include "cli/commands.h"
 #include "cli/hw_args.h"
+#include "cli/validators.h"
 #include "hw/cost_json.h"
 #include "hw/fit.h"
 #include "hw/fpga.h"
@@ -45,6 +46,10 @@ int run_hw(const HwArgs& a) {
   if (a.fit) {
     std::cout << hw::format_fit(hw::calibration_fit());
     return 0;
+  }
+  if (!a.json.empty()) {
+    check_output_file(a.json, "--json");
+    check_no_overwrite(a.json, {{a.model, "input model"}, {a.quant, "--quant config"}}, "--json");
   }
   hw::Device device = *hw::find_device(a.device);  // checked while parsing
   if (a.clock_mhz > 0) device.clock_mhz = a.clock_mhz;
@@ -115,11 +120,13 @@ int run_hw(const HwArgs& a) {
 void add_hw(CLI::App& app, Action& action) {
   auto a = std::make_shared<HwArgs>();
   auto* cmd = app.add_subcommand("hw", "FPGA latency, throughput and resources of a network");
-  auto* model = cmd->add_option("model", a->model, "ONNX model (or --arch for shapes only)");
+  auto* model = cmd->add_option("model", a->model, "ONNX model (or --arch for shapes only)")
+                    ->type_name(kFileType);
   auto* arch = cmd->add_option("--arch", a->arch, "Architecture by name, without weights: resnet18")
                    ->check(CLI::IsMember(hw::arch_names()));
   model->excludes(arch);
-  cmd->add_option("--quant", a->quant, "Quantization config: rows' schemes and bits");
+  cmd->add_option("--quant", a->quant, "Quantization config: rows' schemes and bits")
+      ->type_name(kFileType);
   cmd->add_option("--device", a->device, "FPGA (see --list-devices)")->check(device_validator());
   cmd->add_option("--ratio", a->ratio,
                   "fixed:SP2 rows, e.g. 1:1.5 (default: the device's balanced ratio; 0: "
@@ -134,7 +141,8 @@ void add_hw(CLI::App& app, Action& action) {
       ->capture_default_str();
   cmd->add_option("--clock", a->clock_mhz, "Clock in MHz (default: the device table's)")
       ->check(CLI::Range(1.0, 2000.0));
-  cmd->add_option("--json", a->json, "Also write the table and totals as JSON");
+  cmd->add_option("--json", a->json, "Also write the table and totals as JSON")
+      ->type_name(kFileType);
   cmd->add_flag("--list-devices", a->list_devices, "Print the device table and exit");
   cmd->add_flag("--fit", a->fit,
                 "Print the model against the published figures it is calibrated on");

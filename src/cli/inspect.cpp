@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "onnx/import.h"
 #include "runtime/summary.h"
 
@@ -76,7 +77,7 @@ int run_inspect(const InspectArgs& a) {
 void add_inspect(CLI::App& app, Action& action) {
   auto args = std::make_shared<InspectArgs>();
   auto* cmd = app.add_subcommand("inspect", "Show layers, shapes, parameters, MACs, op support");
-  cmd->add_option("model", args->model, "ONNX model file")->required();
+  cmd->add_option("model", args->model, "ONNX model file")->required()->type_name(kFileType);
   cmd->add_flag("--json", args->json, "Print JSON instead of a table");
   cmd->callback([args, &action] { action = [args] { return run_inspect(*args); }; });
 }

@@ -15,6 +15,7 @@
 #include "cli/quant_args.h"
 #include "cli/sweep_rows.h"
 #include "cli/train_common.h"
+#include "cli/validators.h"
 #include "data/batch_iterator.h"
 #include "eval/evaluate.h"
 #include "hw/cost_json.h"
@@ -179,6 +180,14 @@ int run_quantize(QuantizeArgs a) {
     parse_budgets(a.budget, "--budget");
     parse_candidates(a.candidates, "--candidates");
   }
+  // Outputs before any work: a writable folder, and no file it will hold is an input.
+  check_output_dir(a.out, "-o");
+  std::vector<InputFile> inputs = data_inputs(a.calib_spec, "--calib-data");
+  for (const InputFile& f : data_inputs(a.data.spec, "--data")) inputs.push_back(f);
+  inputs.push_back({a.model, "input model"});
+  for (const char* name : {"quant.json", "model_qdq.onnx", "model.mixq", "report.html",
+                           "model.onnx", "sensitivity.omega", "finetune.ckpt"})
+    check_no_overwrite(a.out + "/" + name, inputs, "-o");
   DataArgs calib_args = a.data;
   calib_args.spec = a.calib_spec;
   auto calib = open_data(calib_args);
@@ -246,15 +255,20 @@ void add_quantize(CLI::App& app, Action& action) {
   auto a = std::make_shared<QuantizeArgs>();
   auto* cmd = app.add_subcommand("quantize", "Calibrate, quantize, export and evaluate");
   cmd->add_option("model", a->model,
-                  "ONNX model file (default: mixq's Fashion-MNIST model on Debian's data)");
+                  "ONNX model file (default: mixq's Fashion-MNIST model on Debian's data)")
+      ->type_name(kFileType);
   add_data_options(cmd, a->data, false);
   cmd->add_option("--calib-data", a->calib_spec,
-                  "Calibration and sensitivity data spec (training data)");
+                  "Calibration and sensitivity data spec (training data)")
+      ->type_name(kSpecType);
   cmd->add_option("--budget", a->budget,
                   "CLADO allocation under 3bits, 2MB, 1.2GBOPs or 5ms@XC7Z020 (comma: several); "
-                  "without it, every layer at --wbits");
+                  "without it, every layer at --wbits")
+      ->check(parsed_by([](const std::string& s) { parse_budgets(s, "--budget"); }, "BUDGET"));
   cmd->add_option("--candidates", a->candidates,
-                  "With --budget: candidates per layer (w2,w4,w8; w4-sp2, w4-msq1.5, ...)");
+                  "With --budget: candidates per layer (w2,w4,w8; w4-sp2, w4-msq1.5, ...)")
+      ->check(parsed_by([](const std::string& s) { parse_candidates(s, "--candidates"); },
+                        "CANDIDATES"));
   cmd->add_option("--finetune", a->finetune,
                   "Epochs of quantization-aware fine-tuning (STE) on the calibration data")
       ->check(CLI::Range(int64_t{0}, int64_t{1000}));
@@ -264,7 +278,7 @@ void add_quantize(CLI::App& app, Action& action) {
   cmd->add_option("--samples", a->samples, "With --budget: sensitivity samples")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   add_quant_options(cmd, a->quant);
-  cmd->add_option("-o,--out", a->out, "Output folder");
+  cmd->add_option("-o,--out", a->out, "Output folder")->type_name(kDirType);
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
   cmd->callback([a, &action] { action = [a] { return run_quantize(*a); }; });

@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/file_io.h"
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "report/report.h"
 
 namespace mixq::cli {
@@ -28,6 +29,13 @@ nlohmann::json read_json(const std::string& path) {
 int run_report(const ReportArgs& a) {
   check(!a.quant.empty() || !a.omega.empty() || !a.sweep.empty() || !a.hw.empty(), "report",
         "nothing to show: give at least one of --quant, --omega, --sweep, --hw");
+  check_output_file(a.out, "-o");
+  check_no_overwrite(a.out,
+                     {{a.quant, "--quant config"},
+                      {a.omega, "--omega sensitivity file"},
+                      {a.sweep, "--sweep results"},
+                      {a.hw, "--hw figures"}},
+                     "-o");
   ReportInputs in;
   in.title = a.title;
   in.model = a.model;
@@ -60,13 +68,14 @@ int run_report(const ReportArgs& a) {
 void add_report(CLI::App& app, Action& action) {
   auto a = std::make_shared<ReportArgs>();
   auto* cmd = app.add_subcommand("report", "Write the HTML report of an allocation");
-  cmd->add_option("--quant", a->quant, "Quantization config (mixq allocate / quantize)");
-  cmd->add_option("--omega", a->omega, "Sensitivity file (mixq sensitivity)");
-  cmd->add_option("--sweep", a->sweep, "Sweep results (mixq sweep --json)");
-  cmd->add_option("--hw", a->hw, "FPGA figures (mixq hw --json)");
-  cmd->add_option("--model", a->model, "Model name shown in the summary");
-  cmd->add_option("--title", a->title, "Report title");
-  cmd->add_option("-o,--output", a->out, "HTML file to write")->required();
+  cmd->add_option("--quant", a->quant, "Quantization config (mixq allocate / quantize)")
+      ->type_name(kFileType);
+  cmd->add_option("--omega", a->omega, "Sensitivity file (mixq sensitivity)")->type_name(kFileType);
+  cmd->add_option("--sweep", a->sweep, "Sweep results (mixq sweep --json)")->type_name(kFileType);
+  cmd->add_option("--hw", a->hw, "FPGA figures (mixq hw --json)")->type_name(kFileType);
+  cmd->add_option("--model", a->model, "Model name shown in the summary")->type_name(kFreeTextType);
+  cmd->add_option("--title", a->title, "Report title")->type_name(kFreeTextType);
+  cmd->add_option("-o,--output", a->out, "HTML file to write")->required()->type_name(kFileType);
   cmd->callback([a, &action] { action = [a] { return run_report(*a); }; });
 }
 

@@ -5,13 +5,16 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 
 #include "base/error.h"
 #include "base/file_io.h"
+#include "base/parse.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
+#include "cli/validators.h"
 #include "dist/world.h"
 #include "onnx/import.h"
 #include "search/sensitivity.h"
@@ -28,6 +31,20 @@ struct SensitivityArgs {
   bool resume = false, include_edges = false;
 };
 
+// --pairs all | none | window:K into o.
+SensitivityOptions parse_pairs(const std::string& text, SensitivityOptions o) {
+  if (text == "none") {
+    o.pairs = false;
+  } else if (text.rfind("window:", 0) == 0) {
+    const std::optional<double> k = parse_number(text.substr(7));
+    check(k && *k >= 1 && *k <= 1e6 && *k == std::floor(*k), "--pairs", "window:K needs K >= 1");
+    o.pair_window = static_cast<int>(*k);
+  } else {
+    check(text == "all", "--pairs", "expected all, none or window:K");
+  }
+  return o;
+}
+
 // Under mpirun each rank measures its shard into its own checkpoint next to the output.
 std::string shard_path(const std::string& out, const dist::World& w) {
   return fmt::format("{}.rank{}-of-{}", out, w.rank(), w.size());
@@ -39,23 +56,19 @@ int run_sensitivity(const SensitivityArgs& a) {
   const int local = std::max(world.local_size(), 1);
   set_threads(a.threads > 0 || local == 1 ? a.threads : std::max(1, omp_get_num_procs() / local));
   auto candidates = parse_candidates(a.candidates, "--candidates");
+  check_output_file(a.out, "-o");
+  if (!a.json.empty()) check_output_file(a.json, "--json");
+  std::vector<InputFile> inputs = data_inputs(a.data.spec, "--data");
+  inputs.push_back({a.model, "input model"});
+  check_no_overwrite(a.out, inputs, "-o");
+  check_no_overwrite(a.json, inputs, "--json");
+  check_no_overwrite(a.json, {{a.out, "sensitivity file (-o)"}}, "--json");
   SensitivityOptions o;
   o.samples = a.samples;
   o.chunk = a.chunk;
   o.seed = a.seed;
   o.loss = a.loss == "kl" ? SensitivityLoss::kl : SensitivityLoss::cross_entropy;
-  if (a.pairs == "none") {
-    o.pairs = false;
-  } else if (a.pairs.rfind("window:", 0) == 0) {
-    try {
-      o.pair_window = std::stoi(a.pairs.substr(7));
-    } catch (const std::logic_error&) {
-      o.pair_window = 0;
-    }
-    check(o.pair_window > 0, "--pairs", "window:K needs K >= 1");
-  } else {
-    check(a.pairs == "all", "--pairs", "expected all, none or window:K");
-  }
+  o = parse_pairs(a.pairs, o);
   o.checkpoint = world.distributed() ? shard_path(a.out, world) : a.out;
   o.resume = a.resume;
   o.rank = world.rank();
@@ -117,9 +130,11 @@ int run_sensitivity(const SensitivityArgs& a) {
 void add_sensitivity(CLI::App& app, Action& action) {
   auto a = std::make_shared<SensitivityArgs>();
   auto* cmd = app.add_subcommand("sensitivity", "Measure CLADO single and pair sensitivities");
-  cmd->add_option("model", a->model, "ONNX model file")->required();
-  add_data_options(cmd, a->data);
-  cmd->add_option("--candidates", a->candidates, "Candidates per layer, e.g. w2,w4,w8 or w4-sp2");
+  cmd->add_option("model", a->model, "ONNX model file")->required()->type_name(kFileType);
+  add_data_options(cmd, a->data, true, false);
+  cmd->add_option("--candidates", a->candidates, "Candidates per layer, e.g. w2,w4,w8 or w4-sp2")
+      ->check(parsed_by([](const std::string& s) { parse_candidates(s, "--candidates"); },
+                        "CANDIDATES"));
   cmd->add_option("--samples", a->samples, "Sensitivity samples (seeded subset of --data)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   cmd->add_option("--calib-samples", a->calib_samples, "Activation calibration samples")
@@ -128,7 +143,9 @@ void add_sensitivity(CLI::App& app, Action& action) {
       ->check(CLI::Range(2, 16));
   cmd->add_option("--loss", a->loss, "ce (labels) or kl (to the float outputs, label-free)")
       ->check(CLI::IsMember({"ce", "kl"}));
-  cmd->add_option("--pairs", a->pairs, "all, none, or window:K (pairs at most K layers apart)");
+  cmd->add_option("--pairs", a->pairs, "all, none, or window:K (pairs at most K layers apart)")
+      ->check(
+          parsed_by([](const std::string& s) { parse_pairs(s, SensitivityOptions{}); }, "PAIRS"));
   cmd->add_option(
       "--chunk", a->chunk,
       "Samples per chunk (default: cached activations within 4 GB or half of --mem-limit)");
@@ -137,9 +154,11 @@ void add_sensitivity(CLI::App& app, Action& action) {
   cmd->add_option("-o,--output", a->out,
                   "Sensitivity file (also the checkpoint; under mpirun each rank checkpoints to "
                   "OUTPUT.rankR-of-N)")
-      ->required();
+      ->required()
+      ->type_name(kFileType);
   cmd->add_flag("--resume", a->resume, "Continue an interrupted run from -o");
-  cmd->add_option("--json", a->json, "Also write a JSON dump (Omega, single deltas) here");
+  cmd->add_option("--json", a->json, "Also write a JSON dump (Omega, single deltas) here")
+      ->type_name(kFileType);
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
   cmd->callback([a, &action] { action = [a] { return run_sensitivity(*a); }; });

@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/data_args.h"
 #include "cli/sweep_rows.h"
+#include "cli/validators.h"
 #include "data/batch_iterator.h"
 #include "eval/correlation.h"
 #include "eval/evaluate.h"
@@ -38,19 +39,34 @@ struct SweepArgs {
   uint64_t seed = 0;
 };
 
+std::vector<AllocMethod> parse_methods(const std::string& text) {
+  std::vector<AllocMethod> methods;
+  std::stringstream ss(text);
+  std::string m;
+  while (std::getline(ss, m, ',')) methods.push_back(parse_alloc_method(m, "--methods"));
+  check(!methods.empty(), "--methods", "give at least one allocator");
+  return methods;
+}
+
 int run_sweep(const SweepArgs& a) {
   set_threads(a.threads);
+  check_output_file(a.out, "-o");
+  if (!a.json.empty()) check_output_file(a.json, "--json");
+  std::vector<InputFile> inputs = data_inputs(a.sens_spec, "--sens-data");
+  for (const InputFile& f : data_inputs(a.data.spec, "--data")) inputs.push_back(f);
+  inputs.push_back({a.omega, "sensitivity file"});
+  inputs.push_back({a.model, "model"});
+  check_no_overwrite(a.out, inputs, "-o");
+  check_no_overwrite(a.json, inputs, "--json");
+  check_no_overwrite(a.json, {{a.out, "CSV output (-o)"}}, "--json");
   SensitivityData d = load_sensitivity(a.omega);
   check(d.complete(), a.omega, "measurement not complete (resume it)");
   check(d.header.value("loss", "ce") == "ce", a.omega,
         "sweep measures cross-entropy: use a file measured with --loss ce");
   const std::string model = a.model.empty() ? d.header.value("model", "") : a.model;
-  std::vector<AllocMethod> methods;
-  {
-    std::stringstream ss(a.methods);
-    std::string m;
-    while (std::getline(ss, m, ',')) methods.push_back(parse_alloc_method(m, "--methods"));
-  }
+  check_no_overwrite(a.out, {{model, "model"}}, "-o");
+  check_no_overwrite(a.json, {{model, "model"}}, "--json");
+  const std::vector<AllocMethod> methods = parse_methods(a.methods);
   auto budgets = parse_budgets(a.budgets, "--budgets");
   DataArgs sens_args = a.data;
   sens_args.spec = a.sens_spec;
@@ -136,12 +152,19 @@ int run_sweep(const SweepArgs& a) {
 void add_sweep(CLI::App& app, Action& action) {
   auto a = std::make_shared<SweepArgs>();
   auto* cmd = app.add_subcommand("sweep", "Evaluate allocators across budgets");
-  cmd->add_option("--omega", a->omega, "Sensitivity file from mixq sensitivity")->required();
-  cmd->add_option("--budgets", a->budgets, "Budgets, e.g. 2.5bits,3bits,3.5bits")->required();
-  cmd->add_option("--methods", a->methods, "Allocators to compare");
-  cmd->add_option("--model", a->model, "The model (default: the one the file names)");
+  cmd->add_option("--omega", a->omega, "Sensitivity file from mixq sensitivity")
+      ->required()
+      ->type_name(kFileType);
+  cmd->add_option("--budgets", a->budgets, "Budgets, e.g. 2.5bits,3bits,3.5bits")
+      ->required()
+      ->check(parsed_by([](const std::string& s) { parse_budgets(s, "--budgets"); }, "BUDGETS"));
+  cmd->add_option("--methods", a->methods, "Allocators to compare")
+      ->check(parsed_by([](const std::string& s) { parse_methods(s); }, "METHODS"));
+  cmd->add_option("--model", a->model, "The model (default: the one the file names)")
+      ->type_name(kFileType);
   cmd->add_option("--sens-data", a->sens_spec, "The data the sensitivity file was measured on")
-      ->required();
+      ->required()
+      ->type_name(kSpecType);
   add_data_options(cmd, a->data);
   cmd->add_option("--random", a->random, "Random assignments for the rank correlation");
   cmd->add_option("--seed", a->seed, "Seed of the random assignments and Hessian probes");
@@ -153,11 +176,12 @@ void add_sweep(CLI::App& app, Action& action) {
   cmd->add_option("--hawq-step", a->hawq_step,
                   "hawq: probe size relative to each weight tensor's RMS")
       ->check(CLI::Range(1e-6, 1.0));
-  cmd->add_option("--time-limit", a->time_limit, "Solver time limit per allocation (s)");
+  cmd->add_option("--time-limit", a->time_limit, "Solver time limit per allocation (s)")
+      ->check(CLI::Range(0.001, 1e6));
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("-o,--output", a->out, "CSV table to write")->required();
-  cmd->add_option("--json", a->json, "Also write the full results as JSON");
+  cmd->add_option("-o,--output", a->out, "CSV table to write")->required()->type_name(kFileType);
+  cmd->add_option("--json", a->json, "Also write the full results as JSON")->type_name(kFileType);
   cmd->callback([a, &action] { action = [a] { return run_sweep(*a); }; });
 }
 

@@ -8,9 +8,11 @@
 #include <iostream>
 
 #include "base/error.h"
+#include "base/file_io.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
 #include "cli/train_common.h"
+#include "cli/validators.h"
 #include "models/models.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
@@ -50,15 +52,16 @@ std::string lr_text(double lr) {
 
 int run_train(const TrainArgs& a) {
   set_threads(a.threads);
-  check(a.arch.empty() != a.init.empty(), "mixq train", "give exactly one of --arch and --init");
+  check(a.arch.empty() != a.init.empty(), "--arch", "give exactly one of --arch and --init");
   check(!a.resume || !a.checkpoint.empty(), "--resume", "needs --checkpoint PATH");
   check(!(a.flip && a.no_flip), "--flip", "conflicts with --no-flip");
-  {
-    namespace fs = std::filesystem;
-    const fs::path out(a.output);
-    const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
-    check(fs::is_directory(dir), a.output, "folder " + dir.string() + " does not exist");
-  }
+  check_output_file(a.output, "-o");
+  std::vector<InputFile> inputs = data_inputs(a.data.spec, "--data");
+  for (const InputFile& f : data_inputs(a.val_data, "--val-data")) inputs.push_back(f);
+  inputs.push_back({a.init, "--init model"});
+  check_no_overwrite(a.output, inputs, "-o");
+  check_no_overwrite(a.checkpoint, inputs, "--checkpoint");
+  check_no_overwrite(a.checkpoint, {{a.output, "output model (-o)"}}, "--checkpoint");
   auto train = open_data(a.data);
   std::unique_ptr<Dataset> val;
   if (!a.val_data.empty()) {
@@ -162,12 +165,17 @@ void add_train(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("train", "Train a built-in architecture or fine-tune a model");
   auto* arch = cmd->add_option("--arch", a->arch,
                                "Built-in architecture: lenet, vgg4, resnet8, resnet20, ... "
-                               "(resnet: any depth 6n+2)");
-  auto* init = cmd->add_option("--init", a->init, "Fine-tune this ONNX model instead");
+                               "(resnet: any depth 6n+2)")
+                   ->check(parsed_by([](const std::string& s) { check_arch_name(s); }, "ARCH"));
+  auto* init =
+      cmd->add_option("--init", a->init, "Fine-tune this ONNX model instead")->type_name(kFileType);
   arch->excludes(init);
-  cmd->add_option("-o,--output", a->output, "Trained model (ONNX)")->required();
+  cmd->add_option("-o,--output", a->output, "Trained model (ONNX)")
+      ->required()
+      ->type_name(kFileType);
   add_data_options(cmd, a->data);
-  cmd->add_option("--val-data", a->val_data, "Validation data spec: top-1 after each epoch");
+  cmd->add_option("--val-data", a->val_data, "Validation data spec: top-1 after each epoch")
+      ->type_name(kSpecType);
   cmd->add_option("--epochs", a->epochs, "Epochs")
       ->check(CLI::Range(int64_t{1}, int64_t{100000}))
       ->capture_default_str();
@@ -213,7 +221,8 @@ void add_train(CLI::App& app, Action& action) {
                 "Random horizontal flip with --augment (default for 3-channel data)");
   cmd->add_flag("--no-flip", a->no_flip, "No horizontal flip (default for 1-channel data)");
   cmd->add_option("--checkpoint", a->checkpoint,
-                  "Checkpoint file, written after every epoch and every --checkpoint-minutes");
+                  "Checkpoint file, written after every epoch and every --checkpoint-minutes")
+      ->type_name(kFileType);
   cmd->add_option("--checkpoint-minutes", a->checkpoint_minutes,
                   "Also checkpoint mid-epoch this often (0: epoch ends only)")
       ->check(CLI::Range(0.0, 1e6))

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 #include <numeric>
 
@@ -53,6 +54,14 @@ int64_t parse_positive(const std::string& text, const std::string& where, const 
 
 }  // namespace
 
+void check_labels(const Dataset& data, const std::vector<int64_t>& labels, int64_t classes,
+                  const std::string& model) {
+  for (int64_t y : labels)
+    check(y >= 0 && y < classes, data.description(),
+          "label " + std::to_string(y) + " is outside the " + std::to_string(classes) +
+              " classes of the model's output (" + model + ")");
+}
+
 std::vector<float> parse_float_list(const std::string& text, const std::string& where) {
   std::vector<float> out;
   size_t start = 0;
@@ -63,6 +72,7 @@ std::vector<float> parse_float_list(const std::string& text, const std::string& 
     auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
     check(!item.empty() && ec == std::errc() && p == item.data() + item.size(), where,
           "'" + text + "' is not a comma-separated list of numbers");
+    check(std::isfinite(v), where, "'" + text + "' holds a value that is not a finite number");
     out.push_back(v);
     if (comma == std::string::npos) break;
     start = comma + 1;

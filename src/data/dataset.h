@@ -55,6 +55,11 @@ struct DataOptions {
 };
 
 // Parses a comma-separated list of numbers ("0.485,0.456,0.406"); Error(where, ...) on bad text.
+// Throws Error naming the data, the label and the class count when a label of `data` is not
+// one of the `classes` outputs of `model`: the data, not the model, holds the bad value.
+void check_labels(const Dataset& data, const std::vector<int64_t>& labels, int64_t classes,
+                  const std::string& model);
+
 std::vector<float> parse_float_list(const std::string& text, const std::string& where);
 // Parses "HxW" or "S" (square) into {H, W}.
 std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::string& where);

@@ -80,6 +80,8 @@ EvalResult evaluate(Executor& ex, const Dataset& data, const EvalOptions& option
       if (!all_finite(out.at(0)))
         throw non_finite_error(ex.source_graph(), {batch.images},
                                "evaluating " + data.description());
+      if (out.at(0).rank() >= 2 && out.at(0).dim(0) > 0)
+        check_labels(data, batch.labels, out.at(0).numel() / out.at(0).dim(0), ex.graph().source);
       metrics.add(out.at(0), batch.labels, ex.graph().source);
     } catch (const Error& e) {
       // A buffer past the memory limit outside any node: say which model and batch.

@@ -64,26 +64,32 @@ std::vector<std::string> model_names() {
   return {"lenet", "vgg4", "resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56"};
 }
 
+int64_t check_arch_name(const std::string& arch) {
+  if (arch == "lenet" || arch == "vgg4") return 0;
+  if (arch.rfind("resnet", 0) == 0 && arch.size() > 6 && arch.size() < 10 &&
+      arch.find_first_not_of("0123456789", 6) == std::string::npos) {
+    const int64_t depth = std::stoll(arch.substr(6));
+    check(depth >= 8 && (depth - 2) % 6 == 0, "--arch",
+          "ResNet depth must be 6n + 2 with n >= 1 (8, 14, 20, 32, ...), got " + arch);
+    return depth;
+  }
+  std::string names;
+  for (const auto& n : model_names()) names += (names.empty() ? "" : ", ") + n;
+  throw Error("--arch", "unknown architecture '" + arch + "' (" + names + ")");
+}
+
 Graph build_model(const std::string& arch, const ModelSpec& spec) {
+  const int64_t depth = check_arch_name(arch);
   check(spec.classes >= 1, "--arch", "needs at least one class");
   check(spec.base_width >= 0 && spec.base_width <= 4096, "--width", "out of range");
   try {
     if (arch == "lenet") return lenet(spec);
     if (arch == "vgg4") return vgg4(spec);
-    if (arch.rfind("resnet", 0) == 0 && arch.size() > 6 && arch.size() < 10 &&
-        arch.find_first_not_of("0123456789", 6) == std::string::npos) {
-      const int64_t depth = std::stoll(arch.substr(6));
-      check(depth >= 8 && (depth - 2) % 6 == 0, "--arch",
-            "ResNet depth must be 6n + 2 with n >= 1 (8, 14, 20, 32, ...), got " + arch);
-      return resnet(spec, depth);
-    }
+    return resnet(spec, depth);
   } catch (const Error& e) {
     if (e.where() == "--arch") throw;
     throw Error("--arch", arch + " does not fit this data: " + e.what());
   }
-  std::string names;
-  for (const auto& n : model_names()) names += (names.empty() ? "" : ", ") + n;
-  throw Error("--arch", "unknown architecture '" + arch + "' (" + names + ")");
 }
 
 }  // namespace mixq

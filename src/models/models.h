@@ -28,5 +28,7 @@ struct ModelSpec {
 std::vector<std::string> model_names();
 // Throws Error("--arch", ...) for an unknown name or a spec it cannot build.
 Graph build_model(const std::string& arch, const ModelSpec& spec);
+// Throws Error("--arch", ...) unless build_model knows the name; returns a ResNet's depth, else 0.
+int64_t check_arch_name(const std::string& arch);
 
 }  // namespace mixq

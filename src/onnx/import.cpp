@@ -5,11 +5,14 @@
 #include <onnx/shape_inference/implementation.h>
 #include <onnx/version_converter/convert.h>
 
+#include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -18,6 +21,7 @@
 #include "base/error.h"
 #include "base/file_io.h"
 #include "base/memory.h"
+#include "base/parse.h"
 #include "passes/passes.h"
 #include "quant/layers.h"
 #include "runtime/finite.h"
@@ -168,7 +172,8 @@ int64_t default_opset(const onnx::ModelProto& model) {
 
 Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& where) {
   using TP = onnx::TensorProto;
-  check(proto.data_location() != TP::EXTERNAL, where, "external tensor data is not supported");
+  check(proto.data_location() != TP::EXTERNAL, where,
+        "external data is read only with the model's file (load_onnx)");
   DType dt = dtype_from_onnx(proto.data_type(), where);
   Shape shape(proto.dims().begin(), proto.dims().end());
   for (int64_t d : shape) check(d >= 0, where, "negative dimension " + shape_str(shape));
@@ -229,17 +234,84 @@ Tensor load_tensor_pb(const std::string& path) {
   return tensor_from_proto(proto, path);
 }
 
+namespace {
+
+void parse_model(const std::string& bytes, const std::string& where, onnx::ModelProto& model) {
+  check(!bytes.empty(), where, "file is empty");
+  check(model.ParseFromString(bytes), where, "not a valid ONNX model (protobuf parse failed)");
+  check(model.has_graph(), where, "not a valid ONNX model (no graph)");
+}
+
+uint64_t external_number(const std::string& text, const std::string& where,
+                         const std::string& key) {
+  const std::optional<double> v = parse_number(text);
+  check(v && *v >= 0 && *v == std::floor(*v) && *v < 9e18, where,
+        "external data " + key + " '" + text + "' is not a byte count");
+  return static_cast<uint64_t>(*v);
+}
+
+// Initializers stored outside the model (data_location EXTERNAL, as exporters write models
+// over 2 GB): read from the file "location" names, relative to the model's folder, from
+// "offset" for "length" bytes, and kept inline from then on.
+void load_external_data(onnx::ModelProto& model, const std::string& path) {
+  namespace fs = std::filesystem;
+  using TP = onnx::TensorProto;
+  const fs::path dir = fs::path(path).has_parent_path() ? fs::path(path).parent_path() : ".";
+  for (TP& t : *model.mutable_graph()->mutable_initializer()) {
+    if (t.data_location() != TP::EXTERNAL) continue;
+    const std::string where = path + ": initializer '" + t.name() + "'";
+    std::string location;
+    uint64_t offset = 0;
+    std::optional<uint64_t> length;
+    for (const auto& kv : t.external_data()) {
+      if (kv.key() == "location") location = kv.value();
+      if (kv.key() == "offset") offset = external_number(kv.value(), where, "offset");
+      if (kv.key() == "length") length = external_number(kv.value(), where, "length");
+    }
+    check(!location.empty(), where, "external data without a location");
+    check(fs::path(location).is_relative(), where,
+          "external data location '" + location + "' must be relative to the model's folder");
+    const std::string file = (dir / location).string();
+    std::error_code ec;
+    check(fs::is_regular_file(file, ec), where, "external data file " + file + " does not exist");
+    const uint64_t size = fs::file_size(file, ec);
+    check(!ec && offset <= size, where,
+          "external data file " + file + " has " + std::to_string(size) + " bytes, offset is " +
+              std::to_string(offset));
+    const uint64_t n = length.value_or(size - offset);
+    check(n <= size - offset, where,
+          "external data file " + file + " has " + std::to_string(size) + " bytes, needs " +
+              std::to_string(n) + " at offset " + std::to_string(offset));
+    check_memory(static_cast<double>(n), where, "external data");
+    std::ifstream f(file, std::ios::binary);
+    std::string bytes(n, '\0');
+    f.seekg(static_cast<std::streamoff>(offset));
+    f.read(bytes.data(), static_cast<std::streamsize>(n));
+    check(f.good() || (f.eof() && static_cast<uint64_t>(f.gcount()) == n), where,
+          "cannot read external data file " + file);
+    t.set_raw_data(std::move(bytes));
+    t.clear_external_data();
+    t.set_data_location(TP::DEFAULT);
+  }
+}
+
+}  // namespace
+
 Graph load_onnx(const std::string& path, const ImportOptions& options) {
-  std::string bytes = read_file(path);
-  return load_onnx_bytes(bytes, path, options);
+  onnx::ModelProto model;
+  {
+    // Parsing holds the file's bytes and the parsed model, about twice the file's size.
+    const std::string bytes = read_file(path, 2.0);
+    parse_model(bytes, path, model);
+  }
+  load_external_data(model, path);
+  return graph_from_model(model, path, options);
 }
 
 Graph load_onnx_bytes(const std::string& bytes, const std::string& where,
                       const ImportOptions& options) {
-  check(!bytes.empty(), where, "file is empty");
   onnx::ModelProto model;
-  check(model.ParseFromString(bytes), where, "not a valid ONNX model (protobuf parse failed)");
-  check(model.has_graph(), where, "not a valid ONNX model (no graph)");
+  parse_model(bytes, where, model);
   return graph_from_model(model, where, options);
 }
 

@@ -28,7 +28,8 @@ Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
 void check_onnx_model(const onnx::ModelProto& model, const std::string& where,
                       const std::string& what);
 
-// TensorProto <-> Tensor (raw_data or typed fields; external data is refused).
+// TensorProto <-> Tensor (raw_data or typed fields; external data is refused here: load_onnx
+// reads it relative to the model file).
 Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& where);
 // Reads a serialized TensorProto file (as in the ONNX backend test data).
 Tensor load_tensor_pb(const std::string& path);

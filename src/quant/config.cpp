@@ -1,6 +1,9 @@
 #include "quant/config.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
+#include <limits>
 
 #include "base/error.h"
 #include "base/file_io.h"
@@ -21,6 +24,21 @@ LayerConfig* QuantConfig::find(const std::string& name) {
     if (l.name == name) return &l;
   return nullptr;
 }
+
+namespace {
+
+// Why a scale cannot be used, or "": JSON numbers are doubles, and 1e39 is one but no float.
+std::string scale_problem(double v) {
+  if (std::isnan(v)) return "is NaN";
+  if (std::isinf(v) || std::fabs(v) > std::numeric_limits<float>::max())
+    return fmt::format("{:g} is out of float range (largest {:g})", v,
+                       std::numeric_limits<float>::max());
+  if (v <= 0) return fmt::format("{:g} must be positive", v);
+  if (static_cast<float>(v) == 0) return fmt::format("{:g} is out of float range (rounds to 0)", v);
+  return "";
+}
+
+}  // namespace
 
 json to_json(const QuantConfig& c) {
   json j;
@@ -52,18 +70,19 @@ json to_json(const QuantConfig& c) {
       json scales = json::array();
       for (size_t r = 0; r < l.rows.size(); ++r) {
         // JSON has no NaN or Inf: such a scale would be written as null and never read back.
-        check(std::isfinite(l.rows[r].scale) && l.rows[r].scale > 0, "layer '" + l.name + "'",
-              "row " + std::to_string(r) + " has weight scale " + std::to_string(l.rows[r].scale) +
-                  ", not a positive finite number; no quantization config is written");
+        const std::string bad = scale_problem(l.rows[r].scale);
+        check(bad.empty(), "layer '" + l.name + "'",
+              "row " + std::to_string(r) + " weight scale " + bad +
+                  "; no quantization config is written");
         scales.push_back(l.rows[r].scale);
       }
       w["scales"] = scales;
       lj["weight"] = w;
     }
     if (l.input) {
-      check(std::isfinite(l.input->scale) && l.input->scale > 0, "layer '" + l.name + "'",
-            "input scale " + std::to_string(l.input->scale) +
-                " is not a positive finite number; no quantization config is written");
+      const std::string bad = scale_problem(l.input->scale);
+      check(bad.empty(), "layer '" + l.name + "'",
+            "input scale " + bad + "; no quantization config is written");
       lj["input"] = act_quant_to_json(*l.input);
     }
     j["layers"].push_back(lj);
@@ -98,12 +117,14 @@ json act_quant_to_json(const ActQuant& a) {
 ActQuant act_quant_from_json(const json& a, const std::string& where) {
   ActQuant q;
   q.bits = get<int>(a, "bits", where);
-  q.scale = get<float>(a, "scale", where);
+  const double scale = get<double>(a, "scale", where);
+  const std::string bad = scale_problem(scale);
+  check(bad.empty(), where, "activation scale " + bad);
+  q.scale = static_cast<float>(scale);
   q.zero_point = get<int32_t>(a, "zero_point", where);
   q.qmin = get<int32_t>(a, "qmin", where);
   q.qmax = get<int32_t>(a, "qmax", where);
   check(q.bits >= 2 && q.bits <= 16, where, "activation bits outside 2..16");
-  check(q.scale > 0 && std::isfinite(q.scale), where, "activation scale must be positive");
   check(q.qmin < q.qmax && q.zero_point >= q.qmin && q.zero_point <= q.qmax, where,
         "activation qmin/qmax/zero_point inconsistent");
   check(q.qmax - q.qmin <= (int64_t{1} << q.bits) - 1, where,
@@ -130,7 +151,7 @@ QuantConfig quant_config_from_json(const json& j, const std::string& where) {
     check(c.find(l.name) == nullptr, lw, "listed twice");
     if (lj.contains("weight")) {
       const json& w = lj["weight"];
-      auto scales = get<std::vector<float>>(w, "scales", lw);
+      const auto scales = get<std::vector<double>>(w, "scales", lw);
       check(!scales.empty(), lw, "no scales");
       std::vector<std::string> schemes;
       std::vector<int> bits;
@@ -146,8 +167,9 @@ QuantConfig quant_config_from_json(const json& j, const std::string& where) {
       for (size_t r = 0; r < scales.size(); ++r) {
         check(bits[r] >= kMinBits && bits[r] <= kMaxBits, lw,
               "bits " + std::to_string(bits[r]) + " outside 2..8");
-        check(scales[r] > 0 && std::isfinite(scales[r]), lw, "scales must be positive");
-        l.rows.push_back({parse_scheme(schemes[r], lw), bits[r], scales[r]});
+        const std::string bad = scale_problem(scales[r]);
+        check(bad.empty(), lw, "row " + std::to_string(r) + " weight scale " + bad);
+        l.rows.push_back({parse_scheme(schemes[r], lw), bits[r], static_cast<float>(scales[r])});
       }
     }
     if (lj.contains("input")) l.input = act_quant_from_json(lj["input"], lw);

@@ -344,6 +344,8 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
     ex.run_range(base);
     const int out = eg.outputs[0];
     const double n_k = static_cast<double>(chunk_sizes[k]);
+    if (o.loss == SensitivityLoss::cross_entropy && base[out].dim(0) > 0)
+      check_labels(data, batch.labels, base[out].numel() / base[out].dim(0), eg.source);
     d.base[k] = loss_sum(base[out], batch.labels, fp ? &reference : nullptr, o.loss);
     if (!std::isfinite(d.base[k])) {
       const NonFinite f = first_non_finite(eg, base);

@@ -84,7 +84,10 @@ double Trainer::train_step(const Batch& batch, double lr) {
   env_[input_] = batch.images;
   ex_->run_range(env_);
   Tensor grad;
-  const LossResult r = softmax_cross_entropy(env_[output_], batch.labels, &grad, graph_.source);
+  const Tensor& logits = env_[output_];
+  if (data_ && logits.rank() >= 2 && logits.dim(0) > 0)
+    check_labels(*data_, batch.labels, logits.numel() / logits.dim(0), graph_.source);
+  const LossResult r = softmax_cross_entropy(logits, batch.labels, &grad, graph_.source);
   if (!std::isfinite(r.loss)) {
     // Name the node where the forward pass first went non-finite, when it did.
     const NonFinite f = first_non_finite(graph_, env_);
@@ -215,6 +218,11 @@ void Trainer::save(double elapsed_seconds) const {
 
 bool Trainer::fit(const Dataset& train, const Dataset* val) {
   check(train.size() > 0, train.description(), "dataset is empty");
+  data_ = &train;
+  struct Forget {  // train_step outside fit has no data to name
+    const Dataset*& data;
+    ~Forget() { data = nullptr; }
+  } forget{data_};
   IterOptions io;
   io.batch_size = o_.batch_size;
   io.shuffle = true;

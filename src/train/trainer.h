@@ -126,6 +126,7 @@ class Trainer {
   void save(double elapsed_seconds) const;
 
   Graph graph_;
+  const Dataset* data_ = nullptr;  // during fit: named when a label does not fit the model
   TrainOptions o_;
   Trainables trainables_;
   std::unique_ptr<Executor> ex_;

@@ -127,6 +127,32 @@ std::string OnnxBuilder::save(const std::string& path) const {
   return path;
 }
 
+std::string OnnxBuilder::save_external(const std::string& path,
+                                       const std::string& data_file) const {
+  onnx::ModelProto m = model_;
+  const size_t slash = path.find_last_of('/');
+  std::ofstream data((slash == std::string::npos ? "" : path.substr(0, slash + 1)) + data_file,
+                     std::ios::binary);
+  size_t offset = 0;
+  for (auto& t : *m.mutable_graph()->mutable_initializer()) {
+    const std::string raw = t.raw_data();
+    data << raw;
+    t.clear_raw_data();
+    t.set_data_location(onnx::TensorProto::EXTERNAL);
+    for (const auto& [k, v] : {std::pair<std::string, std::string>{"location", data_file},
+                               {"offset", std::to_string(offset)},
+                               {"length", std::to_string(raw.size())}}) {
+      auto* e = t.add_external_data();
+      e->set_key(k);
+      e->set_value(v);
+    }
+    offset += raw.size();
+  }
+  std::ofstream f(path, std::ios::binary);
+  f << m.SerializeAsString();
+  return path;
+}
+
 TempDir::TempDir() {
   std::string tmpl = (std::filesystem::temp_directory_path() / "mixq-test-XXXXXX").string();
   std::vector<char> buf(tmpl.begin(), tmpl.end());

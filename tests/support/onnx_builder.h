@@ -25,6 +25,9 @@ class OnnxBuilder {
   std::string bytes() const;
   // Writes the model to a file; returns the path.
   std::string save(const std::string& path) const;
+  // Writes the model with every initializer's data in data_file, next to the model (ONNX's
+  // external data: location, offset, length); returns the model's path.
+  std::string save_external(const std::string& path, const std::string& data_file) const;
 
  private:
   onnx::ModelProto model_;
