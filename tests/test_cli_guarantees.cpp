@@ -204,6 +204,18 @@ TEST(CliGuarantees, FlagsACommandWouldIgnoreAreRefused) {
                                  d.file("t.onnx")),
                      "--lr: must be a finite number, got 'nan'", 2);
   EXPECT_FALSE(exists(d.file("t.onnx")));
+  // Options that only act with another: refused without it (quantize) or beside the one that
+  // overrides them (hw with a config).
+  expect_clean_error(run_command(kMixq + " quantize " + model + " --calib-data " + data +
+                                 " --candidates w2,w4 -o " + d.file("q")),
+                     "--candidates requires --budget", 2);
+  expect_clean_error(run_command(kMixq + " quantize " + model + " --calib-data " + data +
+                                 " --samples 64 -o " + d.file("q")),
+                     "--samples requires --budget", 2);
+  expect_clean_error(
+      run_command(kMixq + " hw --arch resnet18 --device XC7Z020 --quant q.json --wbits 2"),
+      "--quant excludes --wbits", 2);
+  EXPECT_FALSE(exists(d.file("q")));
 }
 
 namespace {

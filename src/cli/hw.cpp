@@ -125,8 +125,8 @@ void add_hw(CLI::App& app, Action& action) {
   auto* arch = cmd->add_option("--arch", a->arch, "Architecture by name, without weights: resnet18")
                    ->check(CLI::IsMember(hw::arch_names()));
   model->excludes(arch);
-  cmd->add_option("--quant", a->quant, "Quantization config: rows' schemes and bits")
-      ->type_name(kFileType);
+  auto* quant = cmd->add_option("--quant", a->quant, "Quantization config: rows' schemes and bits")
+                    ->type_name(kFileType);
   cmd->add_option("--device", a->device, "FPGA (see --list-devices)")->check(device_validator());
   cmd->add_option("--ratio", a->ratio,
                   "fixed:SP2 rows, e.g. 1:1.5 (default: the device's balanced ratio; 0: "
@@ -134,11 +134,13 @@ void add_hw(CLI::App& app, Action& action) {
       ->check(ratio_validator());
   cmd->add_option("--wbits", a->wbits, "Weight bits of a uniform design (no --quant)")
       ->check(CLI::Range(2, 8))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->excludes(quant);  // the config's bits apply: refused, not ignored
   cmd->add_option("--edge-bits", a->edge_bits,
                   "Fixed-point bits of the first and last layer (no --quant; 0: like the rest)")
       ->check(CLI::Range(0, 8))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->excludes(quant);
   cmd->add_option("--clock", a->clock_mhz, "Clock in MHz (default: the device table's)")
       ->check(CLI::Range(1.0, 2000.0));
   cmd->add_option("--json", a->json, "Also write the table and totals as JSON")

@@ -261,14 +261,17 @@ void add_quantize(CLI::App& app, Action& action) {
   cmd->add_option("--calib-data", a->calib_spec,
                   "Calibration and sensitivity data spec (training data)")
       ->type_name(kSpecType);
-  cmd->add_option("--budget", a->budget,
-                  "CLADO allocation under 3bits, 2MB, 1.2GBOPs or 5ms@XC7Z020 (comma: several); "
-                  "without it, every layer at --wbits")
-      ->check(parsed_by([](const std::string& s) { parse_budgets(s, "--budget"); }, "BUDGET"));
+  auto* budget =
+      cmd->add_option(
+             "--budget", a->budget,
+             "CLADO allocation under 3bits, 2MB, 1.2GBOPs or 5ms@XC7Z020 (comma: several); "
+             "without it, every layer at --wbits")
+          ->check(parsed_by([](const std::string& s) { parse_budgets(s, "--budget"); }, "BUDGET"));
   cmd->add_option("--candidates", a->candidates,
                   "With --budget: candidates per layer (w2,w4,w8; w4-sp2, w4-msq1.5, ...)")
       ->check(parsed_by([](const std::string& s) { parse_candidates(s, "--candidates"); },
-                        "CANDIDATES"));
+                        "CANDIDATES"))
+      ->needs(budget);  // without a budget no candidates are searched: refused, not ignored
   cmd->add_option("--finetune", a->finetune,
                   "Epochs of quantization-aware fine-tuning (STE) on the calibration data")
       ->check(CLI::Range(int64_t{0}, int64_t{1000}));
@@ -276,7 +279,8 @@ void add_quantize(CLI::App& app, Action& action) {
                 "With --budget and --data: accuracy-vs-size curves of every allocator in the "
                 "report (default on)");
   cmd->add_option("--samples", a->samples, "With --budget: sensitivity samples")
-      ->check(CLI::Range(size_t{1}, size_t{1} << 24));
+      ->check(CLI::Range(size_t{1}, size_t{1} << 24))
+      ->needs(budget);
   add_quant_options(cmd, a->quant);
   cmd->add_option("-o,--out", a->out, "Output folder")->type_name(kDirType);
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
