@@ -56,8 +56,8 @@ bool known_bad(const std::string& name) {
 }
 
 bool is_unsupported(const std::string& msg) {
-  for (const char* key :
-       {"unsupported", "no implementation", "is newer than supported", "external tensor data"})
+  for (const char* key : {"unsupported", "no implementation", "is newer than supported",
+                          "external data is read only with the model's file"})
     if (msg.find(key) != std::string::npos) return true;
   return false;
 }
