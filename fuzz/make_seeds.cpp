@@ -92,6 +92,27 @@ OnnxBuilder old_net() {
   return b;
 }
 
+// Opset 20 (IR 9): the forms rewritten to opset 17 on import (reduction axes as an input,
+// Split's num_outputs, Gelu, Mish).
+OnnxBuilder new_opset_net() {
+  OnnxBuilder b(20);
+  b.model().set_ir_version(9);
+  b.input("x", {1, 2, 4}).output("y", {1, 2});
+  b.initializer("axes", Tensor::from<int64_t>({1}, std::vector<int64_t>{2}));
+  auto& gelu = b.node("Gelu", {"x"}, {"g"}, "gelu");
+  auto* a = gelu.add_attribute();
+  a->set_name("approximate");
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s("tanh");
+  b.node("Mish", {"g"}, {"m"}, "mish");
+  auto& split = b.node("Split", {"m"}, {"s1", "s2"}, "split");
+  OnnxBuilder::attr(split, "axis", int64_t{2});
+  OnnxBuilder::attr(split, "num_outputs", int64_t{2});
+  b.node("Add", {"s1", "s2"}, {"t"}, "add");
+  OnnxBuilder::attr(b.node("ReduceMean", {"t", "axes"}, {"y"}, "mean"), "keepdims", int64_t{0});
+  return b;
+}
+
 // ---- images ----------------------------------------------------------------------------------
 
 std::string png(int w, int h, int color_type, int depth, bool interlace) {
@@ -183,6 +204,8 @@ int main(int argc, char** argv) {
     write("fuzz_onnx", "conv_net.onnx", conv_net().bytes());
     write("fuzz_onnx", "bn_net.onnx", bn_net().bytes());
     write("fuzz_onnx", "old_opset.onnx", old_net().bytes());
+    write("fuzz_onnx", "new_opset.onnx", new_opset_net().bytes());
+    load_onnx_bytes(new_opset_net().bytes(), "new_opset_net");  // a seed must load
 
     const Graph g = load_onnx_bytes(conv_net().bytes(), "conv_net");
     test::SyntheticDataset data(48, {2, 6, 6}, 3, 7);

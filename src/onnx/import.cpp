@@ -22,6 +22,7 @@
 #include "base/file_io.h"
 #include "base/memory.h"
 #include "base/parse.h"
+#include "onnx/lower_opset.h"
 #include "passes/passes.h"
 #include "quant/layers.h"
 #include "runtime/finite.h"
@@ -371,9 +372,13 @@ Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
                        const ImportOptions& options) {
   int64_t opset = default_opset(model);
   check(opset > 0, where, "model imports no default-domain opset");
-  check(opset <= kMaxOpset, where,
+  check(opset <= kMaxLoweredOpset, where,
         "opset " + std::to_string(opset) + " is newer than supported (" +
-            std::to_string(kMaxOpset) + ")");
+            std::to_string(kMaxLoweredOpset) + ")");
+  if (opset > kMaxOpset) {  // libonnx knows opset 17 at most: the exact opset-17 form
+    lower_to_opset17(model, where);
+    opset = kMaxOpset;
+  }
   if (model.ir_version() < 4) {
     // Before IR 4 every initializer had to be a graph input too; older exporters did not always
     // comply. List the missing ones so the checker accepts what every runtime accepts.

@@ -34,7 +34,8 @@ Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& wher
 // Reads a serialized TensorProto file (as in the ONNX backend test data).
 Tensor load_tensor_pb(const std::string& path);
 
-// Oldest and newest default-domain opsets mixq imports.
+// Oldest default-domain opset mixq imports, and the newest it runs (18..21 are rewritten to
+// 17 on import: onnx/lower_opset.h).
 inline constexpr int64_t kMinOpset = 7;
 inline constexpr int64_t kMaxOpset = 17;
 
