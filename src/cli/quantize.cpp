@@ -59,7 +59,7 @@ QuantConfig clado_config(const QuantizeArgs& a, const Graph& g, const Activation
   so.checkpoint = a.out + "/sensitivity.omega";
   so.resume = std::filesystem::exists(so.checkpoint);
   so.resume_advice = "remove it or write to another -o folder";
-  so.progress = [](const std::string& line) { std::cerr << line << "\n"; };
+  so.progress = [](const std::string& line) { std::cerr << (line + "\n") << std::flush; };
   if (so.resume) std::cout << "resuming " << so.checkpoint << "\n";
   d = measure_sensitivity(g, space, stats, calib, so);
   std::cout << fmt::format("sensitivities: {} layers x {} candidates, {} evaluations, {:.1f} s\n",
