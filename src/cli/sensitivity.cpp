@@ -23,7 +23,7 @@ namespace mixq::cli {
 namespace {
 
 struct SensitivityArgs {
-  std::string model, out, json, candidates = "w2,w4,w8", loss = "ce", pairs = "all";
+  std::string model, out, json, candidates = "w2,w4,w8", loss, pairs = "all";
   DataArgs data;
   size_t samples = 1024, calib_samples = 1024, chunk = 0;
   int abits = 8, threads = 0;
@@ -67,7 +67,7 @@ int run_sensitivity(const SensitivityArgs& a) {
   o.samples = a.samples;
   o.chunk = a.chunk;
   o.seed = a.seed;
-  o.loss = a.loss == "kl" ? SensitivityLoss::kl : SensitivityLoss::cross_entropy;
+  if (!a.loss.empty()) o.loss = parse_loss(a.loss, "--loss");
   o = parse_pairs(a.pairs, o);
   o.checkpoint = world.distributed() ? shard_path(a.out, world) : a.out;
   o.resume = a.resume;
@@ -88,7 +88,8 @@ int run_sensitivity(const SensitivityArgs& a) {
   }
   const std::string who =
       world.distributed() ? fmt::format("rank {}/{}: ", world.rank(), world.size()) : "";
-  o.progress = [who](const std::string& line) { std::cerr << who << line << "\n"; };
+  // One write per line: ranks share stderr, and pieces written separately interleave.
+  o.progress = [who](const std::string& line) { std::cerr << (who + line + "\n") << std::flush; };
   auto data = open_data(a.data);
   Graph g = load_onnx(a.model);
   SearchSpace space = make_search_space(g, candidates, a.include_edges, a.abits);
@@ -141,8 +142,10 @@ void add_sensitivity(CLI::App& app, Action& action) {
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   cmd->add_option("--abits", a->abits, "Activation bits of the base model")
       ->check(CLI::Range(2, 16));
-  cmd->add_option("--loss", a->loss, "ce (labels) or kl (to the float outputs, label-free)")
-      ->check(CLI::IsMember({"ce", "kl"}));
+  cmd->add_option("--loss", a->loss,
+                  "ce (labels), kl or mse (to the float model's outputs, no labels needed); "
+                  "default: ce with labels, else kl for class scores and mse otherwise")
+      ->check(CLI::IsMember({"ce", "kl", "mse"}));
   cmd->add_option("--pairs", a->pairs, "all, none, or window:K (pairs at most K layers apart)")
       ->check(
           parsed_by([](const std::string& s) { parse_pairs(s, SensitivityOptions{}); }, "PAIRS"));

@@ -329,7 +329,8 @@ bool has_parameters(const Node& n) {
                                              "InstanceNormalization",
                                              "GroupNormalization",
                                              "PRelu"};
-  return n.domain.empty() && kOps.count(n.op_type) != 0;
+  return (n.domain.empty() && kOps.count(n.op_type) != 0) ||
+         (n.domain == "mixq" && n.op_type == "GroupNormalization");
 }
 
 // A NaN in any float constant, or an infinity among a layer's parameters, is refused at load:

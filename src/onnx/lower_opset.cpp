@@ -29,9 +29,8 @@ const std::set<std::string> kReductions = {"ReduceL1",        "ReduceL2",   "Red
 
 // Operators that opsets 18 to 21 added and that have no exact rewrite here.
 const std::set<std::string> kNewOperators = {
-    "Col2Im",         "BitwiseAnd",         "BitwiseOr",  "BitwiseXor", "BitwiseNot",
-    "CenterCropPad",  "GroupNormalization", "DeformConv", "AffineGrid", "ImageDecoder",
-    "RegexFullMatch", "StringConcat",       "StringSplit"};
+    "Col2Im",     "BitwiseAnd", "BitwiseOr",    "BitwiseXor",     "BitwiseNot",   "CenterCropPad",
+    "DeformConv", "AffineGrid", "ImageDecoder", "RegexFullMatch", "StringConcat", "StringSplit"};
 
 const AttributeProto* find_attr(const NodeProto& n, const std::string& name) {
   for (const AttributeProto& a : n.attribute())
@@ -61,7 +60,8 @@ bool has_input(const NodeProto& n, int i) {
 
 class Lowering {
  public:
-  Lowering(const std::string& where, const Lowering* outer) : where_(where), outer_(outer) {}
+  Lowering(const std::string& where, const Lowering* outer, int64_t opset, bool* uses_mixq)
+      : where_(where), outer_(outer), opset_(opset), uses_mixq_(uses_mixq) {}
 
   void graph(GraphProto& g) {
     for (const TensorProto& t : g.initializer()) {
@@ -75,8 +75,9 @@ class Lowering {
     google::protobuf::RepeatedPtrField<NodeProto> out;
     for (NodeProto& n : *g.mutable_node()) {
       for (AttributeProto& a : *n.mutable_attribute()) {  // If, Loop, Scan bodies
-        if (a.has_g()) Lowering(where_, this).graph(*a.mutable_g());
-        for (GraphProto& body : *a.mutable_graphs()) Lowering(where_, this).graph(body);
+        if (a.has_g()) Lowering(where_, this, opset_, uses_mixq_).graph(*a.mutable_g());
+        for (GraphProto& body : *a.mutable_graphs())
+          Lowering(where_, this, opset_, uses_mixq_).graph(body);
       }
       if (n.op_type() == "Constant" && n.domain().empty())
         if (const AttributeProto* v = find_attr(n, "value"); v && v->has_t() && n.output_size())
@@ -157,6 +158,14 @@ class Lowering {
             "are not implemented");
       remove_attr(n, "antialias");
       remove_attr(n, "keep_aspect_ratio_policy");
+      check(opset_ < 19 ||
+                string_attr(n, "coordinate_transformation_mode", "") != "tf_crop_and_resize" ||
+                has_input(n, 3),
+            label(n),
+            "tf_crop_and_resize with scales sizes its output by the roi since opset 19, which "
+            "is not implemented");
+    } else if (op == "GroupNormalization") {
+      group_norm(n);
     } else if (op == "Gelu") {
       gelu(n, g, out);
       return;
@@ -168,6 +177,22 @@ class Lowering {
             "is an operator of opsets 18-21 that mixq does not implement");
     }
     *out.Add() = n;
+  }
+
+  // GroupNormalization (opsets 18 and 21) becomes mixq.GroupNormalization, which says in
+  // channel_affine which form of scale and bias it has: [num_groups] at opset 18, [C] at 21.
+  // stash_type only allows a float32 or wider stash, which mixq's double statistics are.
+  void group_norm(NodeProto& n) {
+    check(n.input_size() == 3 && has_input(n, 1) && has_input(n, 2) && n.output_size() == 1,
+          label(n), "needs inputs X, scale, bias and one output");
+    check(find_attr(n, "num_groups") != nullptr, label(n), "missing attribute num_groups");
+    remove_attr(n, "stash_type");
+    n.set_domain("mixq");
+    AttributeProto* a = n.add_attribute();
+    a->set_name("channel_affine");
+    a->set_type(AttributeProto::INT);
+    a->set_i(opset_ >= 21 ? 1 : 0);
+    *uses_mixq_ = true;
   }
 
   void reduction(NodeProto& n) {
@@ -251,15 +276,28 @@ class Lowering {
 
   std::string where_;
   const Lowering* outer_;
+  int64_t opset_;
+  bool* uses_mixq_;
   std::map<std::string, const TensorProto*> constants_;
 };
 
 }  // namespace
 
 void lower_to_opset17(onnx::ModelProto& model, const std::string& where) {
-  Lowering(where, nullptr).graph(*model.mutable_graph());
+  int64_t opset = 0;
+  bool has_mixq = false, uses_mixq = false;
+  for (const auto& op : model.opset_import()) {
+    if (op.domain().empty() || op.domain() == "ai.onnx") opset = op.version();
+    if (op.domain() == "mixq") has_mixq = true;
+  }
+  Lowering(where, nullptr, opset, &uses_mixq).graph(*model.mutable_graph());
   for (auto& op : *model.mutable_opset_import())
     if (op.domain().empty() || op.domain() == "ai.onnx") op.set_version(17);
+  if (uses_mixq && !has_mixq) {  // the checker wants every node's domain imported
+    auto* op = model.add_opset_import();
+    op->set_domain("mixq");
+    op->set_version(1);
+  }
   if (model.ir_version() > 8) model.set_ir_version(8);
 }
 

@@ -82,6 +82,11 @@ void register_gemm_ops(Registry& r);
 void register_pool_ops(Registry& r);
 void register_norm_ops(Registry& r);
 void register_quant_ops(Registry& r);
+void register_resize_ops(Registry& r);
+void register_group_norm_ops(Registry& r);
+void register_index_ops(Registry& r);
+void register_math_ops(Registry& r);
+void register_einsum_ops(Registry& r);
 
 // Convenience for kernels whose whole state is a function of the node.
 template <class K>

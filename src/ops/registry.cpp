@@ -28,6 +28,11 @@ const Registry& Registry::get() {
     register_norm_ops(r);
     register_quant_ops(r);
     register_qconv_ops(r);
+    register_resize_ops(r);
+    register_group_norm_ops(r);
+    register_index_ops(r);
+    register_math_ops(r);
+    register_einsum_ops(r);
     return r;
   }();
   return registry;
