@@ -138,6 +138,7 @@ Counts run_suite(const std::string& sub) {
     switch (o.kind) {
       case Outcome::passed:
         ++c.passed;
+        if (verbose) std::cout << "  passed " << name << "\n";
         break;
       case Outcome::failed:
         ++c.failed;
@@ -161,7 +162,7 @@ TEST(Conformance, OnnxNodeCases) {
   Counts c = run_suite("node");
   EXPECT_EQ(c.failed, 0);
   if (!std::getenv("MIXQ_CONFORMANCE_FILTER")) {
-    EXPECT_GE(c.passed, 150);
+    EXPECT_GE(c.passed, 636);  // libonnx-testdata 1.12: 563 before Resize, Einsum and the rest
   }
 }
 
