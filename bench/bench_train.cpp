@@ -105,10 +105,10 @@ int main(int argc, char** argv) {
     Shape in = g.values[g.inputs[0]].shape;
     in[0] = o.batch;
     Batch batch;
-    batch.images = Tensor(DType::f32, in);
+    batch.inputs = {Tensor(DType::f32, in)};
     Rng rng(1);
-    for (int64_t i = 0; i < batch.images.numel(); ++i)
-      batch.images.data<float>()[i] = static_cast<float>(rng.normal());
+    for (int64_t i = 0; i < batch.inputs[0].numel(); ++i)
+      batch.inputs[0].data<float>()[i] = static_cast<float>(rng.normal());
     for (int64_t i = 0; i < o.batch; ++i)
       batch.labels.push_back(static_cast<int64_t>(rng.below(10)));
 
@@ -120,9 +120,9 @@ int main(int argc, char** argv) {
 
     // The executor training uses (unoptimised), and the optimised one inference uses.
     Executor fwd(trainer.inference_graph(true), Impl::fast, /*optimize=*/false);
-    const double fwd_s = time_per_call(o.seconds, [&] { fwd.run({batch.images}); });
+    const double fwd_s = time_per_call(o.seconds, [&] { fwd.run({batch.inputs[0]}); });
     Executor opt(trainer.inference_graph(true), Impl::fast, /*optimize=*/true);
-    const double opt_s = time_per_call(o.seconds, [&] { opt.run({batch.images}); });
+    const double opt_s = time_per_call(o.seconds, [&] { opt.run({batch.inputs[0]}); });
 
     const double train_ips = o.batch / train_s, fwd_ips = o.batch / fwd_s,
                  opt_ips = o.batch / opt_s;

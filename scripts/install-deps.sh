@@ -10,9 +10,9 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev
   libopenmpi-dev openmpi-bin
   clang libclang-rt-14-dev libomp-dev
-  libjpeg-dev libpng-dev zlib1g-dev
+  libjpeg-dev libpng-dev zlib1g-dev libzip-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  dataset-fashion-mnist libonnx-testdata
+  dataset-fashion-mnist libonnx-testdata python3-numpy
   chromium
 )
 missing=()

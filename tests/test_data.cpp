@@ -171,9 +171,9 @@ class DataIdx : public DataTest {
     EXPECT_EQ(ds->num_classes(), 3);
     EXPECT_EQ(ds->sample_shape(), (Shape{1, 2, 3}));
     Batch b = ds->get_batch(1, 2);
-    EXPECT_EQ(b.images.shape(), (Shape{2, 1, 2, 3}));
+    EXPECT_EQ(b.inputs[0].shape(), (Shape{2, 1, 2, 3}));
     EXPECT_EQ(b.labels, (std::vector<int64_t>{0, 1}));
-    const float* p = b.images.data<float>();
+    const float* p = b.inputs[0].data<float>();
     for (int i = 0; i < 12; ++i) EXPECT_FLOAT_EQ(p[i], static_cast<float>((i + 6) * 15) / 255.0f);
   }
 };
@@ -210,7 +210,7 @@ TEST_F(DataIdx, ChannelsAndNormalization) {
   EXPECT_EQ(ds->sample_shape(), (Shape{3, 1, 2}));
   EXPECT_EQ(ds->num_classes(), 5);
   Batch b = ds->get_batch(0, 1);
-  EXPECT_EQ(b.images.to_floats(), (std::vector<float>{-2, 2, -2, 2, -2, 2}));
+  EXPECT_EQ(b.inputs[0].to_floats(), (std::vector<float>{-2, 2, -2, 2, -2, 2}));
 }
 
 TEST_F(DataIdx, TruncatedFilesNameFileAndWhatIsShort) {
@@ -458,7 +458,7 @@ TEST_F(DataFolder, OrderingLabelsAndIgnoredFiles) {
   EXPECT_EQ(fs::path(ds.file(1)).filename(), "a.PNG");
   Batch b = ds.get_batch(0, 7);
   EXPECT_EQ(b.labels, (std::vector<int64_t>{0, 1, 1, 2, 2, 2, 2}));
-  const float* p = b.images.data<float>();
+  const float* p = b.inputs[0].data<float>();
   // Sample order: x, a, b, 1.jpeg, 10, 2, sub/0; gray replicated over 3 channels.
   const int want[7] = {30, 10, 20, 200, 50, 60, 70};
   for (int i = 0; i < 7; ++i) {
@@ -470,7 +470,7 @@ TEST_F(DataFolder, OrderingLabelsAndIgnoredFiles) {
   // Any order, repeats, deterministic.
   Batch r = ds.get({6, 0, 6});
   EXPECT_EQ(r.labels, (std::vector<int64_t>{2, 0, 2}));
-  EXPECT_FLOAT_EQ(r.images.data<float>()[0], 70.0f / 255.0f);
+  EXPECT_FLOAT_EQ(r.inputs[0].data<float>()[0], 70.0f / 255.0f);
 
   DataOptions gray;
   gray.channels = 1;
@@ -494,8 +494,8 @@ TEST_F(DataFolder, ResizeCropAndSizeMismatch) {
   auto ds = open_dataset("folder:" + dir_.string(), o);
   EXPECT_EQ(ds->sample_shape(), (Shape{3, 3, 2}));
   Batch b = ds->get_batch(0, 2);
-  for (int i = 0; i < 18; ++i) EXPECT_FLOAT_EQ(b.images.data<float>()[i], 100.0f / 255.0f);
-  for (int i = 18; i < 36; ++i) EXPECT_FLOAT_EQ(b.images.data<float>()[i], 50.0f / 255.0f);
+  for (int i = 0; i < 18; ++i) EXPECT_FLOAT_EQ(b.inputs[0].data<float>()[i], 100.0f / 255.0f);
+  for (int i = 18; i < 36; ++i) EXPECT_FLOAT_EQ(b.inputs[0].data<float>()[i], 50.0f / 255.0f);
 
   DataOptions r;
   r.resize = 2;  // 4x4 -> 2x2 but 12x6 -> 4x2: only the shorter side is fixed
@@ -522,6 +522,23 @@ TEST_F(DataFolder, ErrorsNameThePath) {
   ds.get_batch(0, 1);
   expect_error([&] { ds.get_batch(0, 2); }, {path("b/corrupt.jpg")});
   expect_error([&] { ds.get_batch(1, 5); }, {"outside"});
+}
+
+TEST_F(DataFolder, ImagesWithoutClassFoldersAreUnlabelled) {
+  write_gray_png(path("b.png"), 2, 2, 200);
+  write_gray_png(path("a.png"), 2, 2, 100);
+  write_bytes(path("notes.txt"), {1});
+  FolderDataset ds(dir_.string(), {});
+  EXPECT_FALSE(ds.labelled());
+  EXPECT_EQ(ds.num_classes(), 0);
+  ASSERT_EQ(ds.size(), 2u);
+  EXPECT_NE(ds.description().find("unlabelled"), std::string::npos);
+  const Batch b = ds.get({1, 0});  // sorted by name: a.png (100) first
+  EXPECT_TRUE(b.labels.empty());
+  ASSERT_EQ(b.inputs.at(0).shape(), (Shape{2, 3, 2, 2}));
+  EXPECT_FLOAT_EQ(b.inputs[0].data<float>()[0], 200.0f / 255.0f);
+  EXPECT_FLOAT_EQ(b.inputs[0].data<float>()[12], 100.0f / 255.0f);
+  expect_error([&] { ds.label(0); }, {"has no labels"});
 }
 
 // ---- specs and iteration ---------------------------------------------------------------------
@@ -564,8 +581,8 @@ class DataIterator : public DataTest {
     Batch b;
     while (it.next(b)) {
       if (sizes) sizes->push_back(b.labels.size());
-      for (int64_t i = 0; i < b.images.numel(); ++i)
-        ids.push_back(static_cast<int>(std::lround(b.images.data<float>()[i] * 255)));
+      for (int64_t i = 0; i < b.inputs[0].numel(); ++i)
+        ids.push_back(static_cast<int>(std::lround(b.inputs[0].data<float>()[i] * 255)));
     }
     return ids;
   }
@@ -631,15 +648,15 @@ TEST(DataFashionMnist, TestSplitFromDebianPackage) {
   EXPECT_EQ(ds->label(0), 9);
   EXPECT_EQ(ds->class_names()[9], "Ankle boot");
   Batch b = ds->get_batch(0, 500);
-  EXPECT_EQ(b.images.shape(), (Shape{500, 1, 28, 28}));
+  EXPECT_EQ(b.inputs[0].shape(), (Shape{500, 1, 28, 28}));
   EXPECT_EQ(b.labels[0], 9);
   std::vector<int> per_class(10, 0);
   for (size_t i = 0; i < ds->size(); ++i) per_class[ds->label(i)]++;
   for (int c : per_class) EXPECT_EQ(c, 1000);  // the test split is balanced
-  const float* p = b.images.data<float>();
+  const float* p = b.inputs[0].data<float>();
   float lo = 1, hi = 0;
   double sum = 0;
-  for (int64_t i = 0; i < b.images.numel(); ++i) {
+  for (int64_t i = 0; i < b.inputs[0].numel(); ++i) {
     lo = std::min(lo, p[i]);
     hi = std::max(hi, p[i]);
     sum += p[i];
@@ -647,7 +664,7 @@ TEST(DataFashionMnist, TestSplitFromDebianPackage) {
   }
   EXPECT_EQ(lo, 0.0f);
   EXPECT_EQ(hi, 1.0f);
-  const double mean = sum / b.images.numel();
+  const double mean = sum / b.inputs[0].numel();
   EXPECT_GT(mean, 0.2);  // Fashion-MNIST's pixel mean is about 0.286
   EXPECT_LT(mean, 0.4);
   // Border pixels of the first image (an ankle boot) are background.
@@ -671,14 +688,14 @@ TEST(DataCifar10, JpegFolderFromSharedData) {
   EXPECT_EQ(ds->label(0), 0);
   EXPECT_EQ(ds->label(9999), 9);
   Batch b = ds->get_batch(995, 10);  // crosses from airplane to automobile
-  EXPECT_EQ(b.images.shape(), (Shape{10, 3, 32, 32}));
+  EXPECT_EQ(b.inputs[0].shape(), (Shape{10, 3, 32, 32}));
   EXPECT_EQ(b.labels, (std::vector<int64_t>{0, 0, 0, 0, 0, 1, 1, 1, 1, 1}));
-  const float* p = b.images.data<float>();
-  for (int64_t i = 0; i < b.images.numel(); ++i) {
+  const float* p = b.inputs[0].data<float>();
+  for (int64_t i = 0; i < b.inputs[0].numel(); ++i) {
     ASSERT_GE(p[i], -0.485f / 0.229f - 1e-5f);
     ASSERT_LE(p[i], (1 - 0.406f) / 0.225f + 1e-5f);
   }
   // Parallel decoding is deterministic.
   Batch again = ds->get_batch(995, 10);
-  EXPECT_EQ(again.images.to_floats(), b.images.to_floats());
+  EXPECT_EQ(again.inputs[0].to_floats(), b.inputs[0].to_floats());
 }

@@ -40,7 +40,7 @@ double softmax_layer_trace(const Graph& g, const Dataset& data, const std::vecto
   const Batch batch = data.get(idx);
   double total = 0;
   for (size_t n = 0; n < idx.size(); ++n) {
-    const float* x = batch.images.data<float>() + n * 8;
+    const float* x = batch.inputs[0].data<float>() + n * 8;
     double h[6], z[4], hh = 0, zmax = -1e300, zsum = 0;
     for (int j = 0; j < 6; ++j) {
       double s = ba.data<float>()[j];

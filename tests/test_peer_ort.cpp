@@ -38,7 +38,7 @@ std::pair<double, std::vector<int64_t>> mixq_eval(const Graph& g, const Dataset&
   for (size_t first = 0; first < n; first += 500) {
     const size_t count = std::min<size_t>(500, n - first);
     Batch b = data.get_batch(first, count);
-    Tensor logits = ex.run({b.images})[0];
+    Tensor logits = ex.run({b.inputs[0]})[0];
     const int64_t k = logits.dim(1);
     for (size_t i = 0; i < count; ++i) {
       const float* row = logits.data<float>() + i * k;

@@ -214,9 +214,9 @@ TEST(QatCli, AdmmRunEndsOnTheLevelSetsAndEvalReproducesItsTopOne) {
     for (size_t k = 0; k < i.size(); ++k) i[k] = k;
     return i;
   }());
-  for (int64_t i = 0; i < all.images.numel(); ++i)
+  for (int64_t i = 0; i < all.inputs[0].numel(); ++i)
     pixels.push_back(static_cast<uint8_t>(
-        std::clamp(std::lround(128 + 40 * all.images.data<float>()[i]), 0L, 255L)));
+        std::clamp(std::lround(128 + 40 * all.inputs[0].data<float>()[i]), 0L, 255L)));
   for (int64_t y : all.labels) labels.push_back(static_cast<uint8_t>(y));
   write_idx(d.file("x.idx"), {300, 6, 6}, pixels, false);
   write_idx(d.file("y.idx"), {300}, labels, false);

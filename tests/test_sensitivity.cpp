@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/file_io.h"
+#include "data/array_dataset.h"
 #include "data/batch_iterator.h"
 #include "eval/evaluate.h"
 #include "onnx/import.h"
@@ -57,11 +58,67 @@ double direct_loss(const Graph& g, const QuantConfig& cfg, const Dataset& data,
   Executor ex(apply_quant(g, cfg), Impl::reference);
   Batch b = data.get(subset);
   Metrics m;
-  m.add(ex.run({b.images})[0], b.labels, "direct");
+  m.add(ex.run({b.inputs[0]})[0], b.labels, "direct");
   return m.result().loss;
 }
 
+// Mean divergence of a config's outputs from the float model's, evaluated from scratch.
+double direct_divergence(const Graph& g, const QuantConfig& cfg, const Dataset& data,
+                         const std::vector<size_t>& subset, OutputLoss kind) {
+  Executor ex(apply_quant(g, cfg), Impl::reference), fp(g, Impl::reference);
+  const Batch b = data.get(subset);
+  const Tensor ref = fp.run(b.inputs)[0];
+  return loss_sum(ex.run(b.inputs)[0], {}, &ref, kind) / static_cast<double>(subset.size());
+}
+
 }  // namespace
+
+TEST(Sensitivity, UnlabelledDataMeasuresDivergenceFromTheFloatModel) {
+  Graph g = tiny_net();
+  SyntheticDataset labelled(48, {2, 6, 6}, 3, 11);
+  const ArrayDataset data({}, {labelled.get_batch(0, 48).inputs[0]}, Tensor(), "npy:mem");
+  ASSERT_FALSE(data.labelled());
+  auto space = make_search_space(g, parse_candidates("w2,w8", "test"), true, 8);
+  ObserveOptions oo;
+  oo.samples = 48;
+  const ActivationStats stats = observe_activations(g, data, oo);
+  const InputQuants inputs = input_quants(space, stats);
+  auto subset = random_subset(data.size(), 32, 4);
+  for (OutputLoss kind : {OutputLoss::kl, OutputLoss::mse}) {
+    SensitivityOptions so;
+    so.samples = 32;
+    so.chunk = 16;
+    so.seed = 4;
+    if (kind == OutputLoss::mse) so.loss = kind;  // KL is the default for class scores
+    const SensitivityData d = measure_sensitivity(g, space, stats, data, so);
+    EXPECT_EQ(d.header.value("loss", ""), loss_name(kind));
+    const double L0 = direct_divergence(
+        g, assignment_config(g, space, {-1, -1, -1, -1, -1}, &inputs), data, subset, kind);
+    EXPECT_NEAR(d.L0(), L0, 1e-6);
+    EXPECT_GT(d.single_delta(0, 0), 0);  // 2-bit weights move the outputs further away
+    for (size_t s : {0, 2, 4}) {
+      std::vector<int> choice(5, -1);
+      choice[s] = 0;
+      EXPECT_NEAR(
+          d.single_delta(s, 0),
+          direct_divergence(g, assignment_config(g, space, choice, &inputs), data, subset, kind) -
+              L0,
+          1e-5)
+          << loss_name(kind) << " layer " << s;
+    }
+  }
+  // Cross-entropy needs labels: a one-line error naming the data.
+  SensitivityOptions ce;
+  ce.samples = 16;
+  ce.loss = OutputLoss::cross_entropy;
+  try {
+    measure_sensitivity(g, space, stats, data, ce);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("npy:mem"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("has no labels"), std::string::npos) << e.what();
+  }
+}
 
 TEST(Sensitivity, OmegaEqualsDirectLossEvaluations) {
   Graph g = tiny_net();

@@ -233,7 +233,7 @@ TEST(TrainLoop, ExportedModelMatchesTrainedGraph) {
   save_onnx(t.inference_graph(true), dir.file("m.onnx"));
   Graph back = load_onnx(dir.file("m.onnx"));
   for (const Node& n : back.nodes) EXPECT_NE(n.op_type, "BatchNormalization");
-  const Tensor x = train.get_batch(0, 64).images;
+  const Tensor x = train.get_batch(0, 64).inputs[0];
   const Tensor want = Executor(t.inference_graph(false), Impl::reference).run({x})[0];
   const Tensor got = Executor(back, Impl::fast).run({x})[0];
   ASSERT_EQ(got.shape(), (Shape{64, 4}));

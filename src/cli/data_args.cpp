@@ -7,7 +7,9 @@ namespace mixq::cli {
 
 void add_data_options(CLI::App* cmd, DataArgs& a, bool required, bool limit) {
   auto* d = cmd->add_option("--data", a.spec,
-                            "Data: fmnist:test|fmnist:train, idx:IMAGES,LABELS, folder:DIR")
+                            "Data: fmnist:test|fmnist:train, idx:IMAGES,LABELS, folder:DIR, "
+                            "npy:FILE[,LABELS], npz:FILE (arrays by input name, optional "
+                            "'labels')")
                 ->type_name(kSpecType);
   if (required) d->required();
   cmd->add_option("--mean", a.mean, "Per-channel mean after x/255, e.g. 0.485,0.456,0.406")
@@ -43,11 +45,12 @@ std::unique_ptr<Dataset> open_data(const DataArgs& a) {
 
 std::vector<InputFile> data_inputs(const std::string& spec, const std::string& flag) {
   const std::string what = flag + " data";
-  if (spec.rfind("folder:", 0) == 0) return {{spec.substr(7), what}};
-  if (spec.rfind("idx:", 0) != 0) return {};
-  const size_t comma = spec.find(',');
-  if (comma == std::string::npos) return {{spec.substr(4), what}};
-  return {{spec.substr(4, comma - 4), what}, {spec.substr(comma + 1), what}};
+  if (spec.rfind("folder:", 0) == 0 || spec.rfind("npz:", 0) == 0)
+    return {{spec.substr(spec.find(':') + 1), what}};
+  if (spec.rfind("idx:", 0) != 0 && spec.rfind("npy:", 0) != 0) return {};
+  const size_t colon = spec.find(':') + 1, comma = spec.find(',');
+  if (comma == std::string::npos) return {{spec.substr(colon), what}};
+  return {{spec.substr(colon, comma - colon), what}, {spec.substr(comma + 1), what}};
 }
 
 }  // namespace mixq::cli

@@ -13,6 +13,7 @@
 #include "cli/data_args.h"
 #include "cli/train_common.h"
 #include "cli/validators.h"
+#include "data/model_inputs.h"
 #include "eval/evaluate.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
@@ -57,11 +58,13 @@ int run_finetune(const FinetuneArgs& a) {
   for (const char* name : {"model.onnx", "quant.json"})
     check_no_overwrite(a.checkpoint, {{a.out + "/" + name, "output"}}, "--checkpoint");
   auto train = open_data(a.data);
+  require_labels(*train, "fine-tuning");
   std::unique_ptr<Dataset> val;
   if (!a.val_data.empty()) {
     DataArgs v = a.data;
     v.spec = a.val_data;
     val = open_data(v);
+    require_labels(*val, "validation");
   }
   const Graph model = load_onnx(a.model);
   const QuantConfig cfg = load_quant_config(a.quant);

@@ -17,6 +17,7 @@
 #include "cli/train_common.h"
 #include "cli/validators.h"
 #include "data/batch_iterator.h"
+#include "data/model_inputs.h"
 #include "eval/evaluate.h"
 #include "hw/cost_json.h"
 #include "hw/fpga.h"
@@ -67,9 +68,9 @@ QuantConfig clado_config(const QuantizeArgs& a, const Graph& g, const Activation
   const AllocInputs in{&g, &space, &d, nullptr};
   const Allocation al = allocate(in, AllocMethod::clado, budgets);
   check(al.feasible, "--budget", "no assignment of the candidates meets '" + a.budget + "'");
-  std::cout << fmt::format(
-      "CLADO under {}: predicted loss increase {:.5f}, solver {} in {:.3f} s\n", a.budget,
-      al.predicted, to_string(al.solver.status), al.solver.seconds);
+  std::cout << fmt::format("CLADO under {}: predicted {} increase {:.5f}, solver {} in {:.3f} s\n",
+                           a.budget, loss_title(d.header.value("loss", "ce")), al.predicted,
+                           to_string(al.solver.status), al.solver.seconds);
   for (const Budget& b : budgets)
     if (b.kind == Budget::Kind::latency_ms) {
       const LinearBudget lb = linearize(b, g, space);
@@ -193,6 +194,7 @@ int run_quantize(QuantizeArgs a) {
   auto calib = open_data(calib_args);
   std::unique_ptr<Dataset> test;
   if (!a.data.spec.empty()) test = open_data(a.data);
+  if (a.finetune > 0) require_labels(*calib, "--finetune");
   Graph g = load_onnx(a.model);
   if (!a.budget.empty()) {  // a budget no assignment meets fails before any measurement
     const SearchSpace space =
@@ -209,7 +211,12 @@ int run_quantize(QuantizeArgs a) {
   cfg.info["calibration"] = {{"data", calib->description()}, {"samples", stats.samples}};
   // The curves compare allocators on the measured model, before any fine-tuning.
   nlohmann::json sweep;
-  if (!a.budget.empty() && test && a.curves) sweep = curves(a, g, sens, *calib, *test);
+  if (!a.budget.empty() && test && a.curves) {
+    if (calib->labelled() && test->labelled())
+      sweep = curves(a, g, sens, *calib, *test);
+    else
+      std::cout << "accuracy-vs-size curves skipped: they need labelled --calib-data and --data\n";
+  }
   if (a.finetune > 0) finetune(a, *calib, g, cfg);
   Graph q = apply_quant(g, cfg);
   // The file others run holds integer weights behind DequantizeLinear (QDQ); mixq evaluates the
@@ -234,14 +241,20 @@ int run_quantize(QuantizeArgs a) {
   report.hw = fpga_json(a, g, cfg);
   report.commands = {command_line()};
   if (test) {
-    Executor ex(q, Impl::fast, true);
+    Executor ex(q, Impl::fast, true), reference(g, Impl::fast, true);
     EvalOptions eo;
     eo.batch_size = a.data.batch;
     eo.limit = a.data.limit;
+    eo.reference = &reference;
     EvalResult r = evaluate(ex, *test, eo);
-    std::cout << fmt::format("top-1    {:.2f} %   (top-5 {:.2f} %, loss {:.4f}, {} samples)\n",
-                             r.top1 * 100, r.top5 * 100, r.loss, r.samples);
-    report.facts["test top-1"] = fmt::format("{:.2f} % on {}", r.top1 * 100, test->description());
+    if (r.labelled) {
+      std::cout << fmt::format("top-1    {:.2f} %   (top-5 {:.2f} %, loss {:.4f}, {} samples)\n",
+                               r.top1 * 100, r.top5 * 100, r.loss, r.samples);
+      report.facts["test top-1"] = fmt::format("{:.2f} % on {}", r.top1 * 100, test->description());
+    }
+    const std::string agree = agreement_text(r.agreement, "float model");
+    std::cout << agree << " (" << r.samples << " samples)\n";
+    report.facts["agreement"] = agree.substr(agree.find(':') + 2) + " on " + test->description();
   }
   const std::string report_path = a.out + "/report.html";
   write_file_atomic(report_path, render_report(report));

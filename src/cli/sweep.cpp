@@ -16,6 +16,7 @@
 #include "cli/sweep_rows.h"
 #include "cli/validators.h"
 #include "data/batch_iterator.h"
+#include "data/model_inputs.h"
 #include "eval/correlation.h"
 #include "eval/evaluate.h"
 #include "onnx/import.h"
@@ -72,6 +73,8 @@ int run_sweep(const SweepArgs& a) {
   sens_args.spec = a.sens_spec;
   auto sens = open_data(sens_args);
   auto test = open_data(a.data);
+  require_labels(*sens, "sweep (measured cross-entropy)");
+  require_labels(*test, "sweep (accuracy per allocation)");
   Graph g = load_onnx(model);
   SearchSpace space = search_space_from_header(g, d.header, a.omega);
   const auto subset = random_subset(sens->size(), d.header.value("samples", size_t{0}),

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <iostream>
 
+#include "data/model_inputs.h"
 #include "eval/evaluate.h"
 #include "quant/apply.h"
 #include "runtime/executor.h"
@@ -18,8 +19,8 @@ double measured_increase(const Graph& g, const QuantConfig& cfg, const Dataset& 
   for (size_t first = 0; first < subset.size(); first += batch) {
     std::vector<size_t> idx(subset.begin() + first,
                             subset.begin() + std::min(subset.size(), first + batch));
-    Batch b = sens.get(idx);
-    m.add(ex.run({b.images})[0], b.labels, g.source);
+    const Batch b = sens.get(idx);
+    m.add(ex.run(model_inputs(b, g, sens))[0], b.labels, g.source);
   }
   return m.result().loss - L0;
 }

@@ -13,6 +13,7 @@
 #include "cli/data_args.h"
 #include "cli/train_common.h"
 #include "cli/validators.h"
+#include "data/model_inputs.h"
 #include "models/models.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
@@ -63,11 +64,13 @@ int run_train(const TrainArgs& a) {
   check_no_overwrite(a.checkpoint, inputs, "--checkpoint");
   check_no_overwrite(a.checkpoint, {{a.output, "output model (-o)"}}, "--checkpoint");
   auto train = open_data(a.data);
+  require_labels(*train, "training");
   std::unique_ptr<Dataset> val;
   if (!a.val_data.empty()) {
     DataArgs v = a.data;
     v.spec = a.val_data;
     val = open_data(v);
+    require_labels(*val, "validation");
   }
   const Shape sample = train->sample_shape();
 

@@ -40,8 +40,7 @@ BatchIterator::BatchIterator(const Dataset& dataset, const IterOptions& options)
   check(options.batch_size > 0, "batch iterator", "batch size must be positive");
   const size_t n = dataset.size();
   const size_t k = options.limit == 0 ? n : std::min(options.limit, n);
-  double sample_bytes = sizeof(float);
-  for (int64_t d : dataset.sample_shape()) sample_bytes *= static_cast<double>(d);
+  const double sample_bytes = dataset.sample_bytes();
   const size_t batch = std::min(options.batch_size, std::max<size_t>(k, 1));
   check_memory(static_cast<double>(batch) * sample_bytes, dataset.description(),
                "a batch of " + std::to_string(batch) + " samples");

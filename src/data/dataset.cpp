@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/hash.h"
+#include "data/array_dataset.h"
 #include "data/folder_dataset.h"
 #include "data/idx_dataset.h"
 
@@ -22,6 +23,12 @@ Batch Dataset::get_batch(size_t first, size_t count) const {
   return get(idx);
 }
 
+double Dataset::sample_bytes() const {
+  double b = sizeof(float);
+  for (int64_t d : sample_shape()) b *= static_cast<double>(d);
+  return b;
+}
+
 std::string hash_samples(const Dataset& data, const std::vector<size_t>& indices,
                          size_t per_batch) {
   Hasher h;
@@ -29,7 +36,7 @@ std::string hash_samples(const Dataset& data, const std::vector<size_t>& indices
   for (size_t first = 0; first < indices.size(); first += per_batch) {
     const size_t last = std::min(indices.size(), first + per_batch);
     const Batch b = data.get(std::vector<size_t>(indices.begin() + first, indices.begin() + last));
-    h.add(b.images.raw(), b.images.nbytes());
+    for (const Tensor& t : b.inputs) h.add(t.raw(), t.nbytes());
     h.add(b.labels.data(), b.labels.size() * sizeof(int64_t));
   }
   return h.hex();
@@ -93,8 +100,8 @@ std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::strin
 std::unique_ptr<Dataset> open_dataset(const std::string& spec, const DataOptions& options) {
   const size_t colon = spec.find(':');
   check(colon != std::string::npos && colon > 0, spec,
-        "expected a data spec SCHEME:ARGS (fmnist:test, fmnist:train, idx:IMAGES,LABELS or "
-        "folder:DIR)");
+        "expected a data spec SCHEME:ARGS (fmnist:test, fmnist:train, idx:IMAGES,LABELS, "
+        "folder:DIR, npy:FILE[,LABELS] or npz:FILE)");
   const std::string scheme = spec.substr(0, colon);
   const std::string arg = spec.substr(colon + 1);
   if (scheme == "fmnist") {
@@ -122,7 +129,16 @@ std::unique_ptr<Dataset> open_dataset(const std::string& spec, const DataOptions
     check(!arg.empty(), spec, "expected folder:DIR (empty path)");
     return std::make_unique<FolderDataset>(arg, options);
   }
-  throw Error(spec, "unknown data scheme '" + scheme + "' (expected fmnist, idx or folder)");
+  if (scheme == "npy" || scheme == "npz") {
+    check(options.mean.empty() && options.std.empty() && options.resize == 0 &&
+              options.crop_height == 0 && options.channels == 0,
+          spec,
+          "arrays are fed as they are: --mean, --std, --resize, --crop and --channels apply to "
+          "images only");
+    return scheme == "npy" ? open_npy_dataset(arg, spec) : open_npz_dataset(arg, spec);
+  }
+  throw Error(spec,
+              "unknown data scheme '" + scheme + "' (expected fmnist, idx, folder, npy or npz)");
 }
 
 }  // namespace mixq

@@ -1,8 +1,13 @@
-// Datasets: labelled images streamed as NCHW float batches. open_dataset() turns a data spec
-// string (as the CLI accepts it) into one:
+// Datasets: samples streamed as batches of model inputs, with class labels when the data has
+// them. open_dataset() turns a data spec string (as the CLI accepts it) into one:
 //   fmnist:test | fmnist:train   Debian's Fashion-MNIST (package dataset-fashion-mnist)
 //   idx:IMAGES,LABELS            any unsigned-byte IDX pair (raw or gzip)
-//   folder:DIR                   one subfolder per class (JPEG / PNG), torchvision ImageFolder
+//   folder:DIR                   one subfolder per class (JPEG / PNG), torchvision ImageFolder;
+//                                images directly in DIR: unlabelled
+//   npy:FILE[,LABELS]            one array [N, ...] fed as is (no preprocessing), labels [N]
+//   npz:FILE                     arrays [N, ...] keyed by model input name (numpy's arr_0,
+//                                arr_1, ... feed the inputs in order), optional 'labels' [N]
+// Image sources give one float NCHW input after preprocessing; arrays are raw model inputs.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -14,8 +19,10 @@
 namespace mixq {
 
 struct Batch {
-  Tensor images;                // f32 [n, C, H, W]
-  std::vector<int64_t> labels;  // n class indices
+  std::vector<Tensor> inputs;      // one per input, each [n, ...]
+  std::vector<std::string> names;  // the inputs' names; empty: positional (the model's order)
+  std::vector<int64_t> labels;     // n class indices; empty when the data has no labels
+  size_t size() const { return inputs.empty() ? 0 : static_cast<size_t>(inputs[0].dim(0)); }
 };
 
 class Dataset {
@@ -23,10 +30,14 @@ class Dataset {
   virtual ~Dataset() = default;
 
   virtual size_t size() const = 0;
+  // 0 when the data has no labels.
   virtual int64_t num_classes() const = 0;
-  // One sample after preprocessing: {C, H, W}.
+  virtual bool labelled() const { return true; }
+  // One sample of the first input after preprocessing: {C, H, W} for images.
   virtual Shape sample_shape() const = 0;
-  // Label of sample i without decoding it.
+  // Bytes of one sample over all inputs (memory planning).
+  virtual double sample_bytes() const;
+  // Label of sample i without decoding it (Error when the data has no labels).
   virtual int64_t label(size_t i) const = 0;
   virtual std::vector<std::string> class_names() const = 0;
   // What this is, for messages ("folder:/data/test (10000 images)").
@@ -40,7 +51,7 @@ class Dataset {
   Batch get_batch(size_t first, size_t count) const;
 };
 
-// Content hash (16 hex digits) of the samples at these indices in this order, images after
+// Content hash (16 hex digits) of the samples at these indices in this order, inputs after
 // preprocessing and labels, decoded `per_batch` at a time: resumes compare data by content.
 std::string hash_samples(const Dataset& data, const std::vector<size_t>& indices,
                          size_t per_batch = 64);

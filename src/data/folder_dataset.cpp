@@ -59,8 +59,19 @@ FolderDataset::FolderDataset(const std::string& dir, const DataOptions& options)
     if (it->is_directory(dec)) classes_.push_back(it->path().filename().string());
   }
   check(!ec, dir, "cannot read folder: " + ec.message());
-  check(!classes_.empty(), dir, "no class subfolders (expected DIR/<class>/<image>)");
   std::sort(classes_.begin(), classes_.end());
+  if (classes_.empty()) {
+    // No class subfolders: the images directly in DIR, unlabelled, sorted by name.
+    for (fs::directory_iterator f(dir, ec); !ec && f != end; f.increment(ec)) {
+      std::error_code fec;
+      if (f->is_regular_file(fec) && is_image_name(f->path().filename().string()))
+        files_.push_back(f->path().string());
+    }
+    check(!ec, dir, "cannot read folder: " + ec.message());
+    check(!files_.empty(), dir,
+          "no class subfolders (DIR/<class>/<image>) and no .jpg, .jpeg or .png images in it");
+    std::sort(files_.begin(), files_.end());
+  }
 
   for (size_t c = 0; c < classes_.size(); ++c) {
     const fs::path cdir = fs::path(dir) / classes_[c];
@@ -92,13 +103,14 @@ Shape FolderDataset::sample_shape() const {
 }
 
 int64_t FolderDataset::label(size_t i) const {
+  check(labelled(), description(), "has no labels (images without class subfolders)");
   check(i < labels_.size(), description(), "sample index " + std::to_string(i) + " out of range");
   return labels_[i];
 }
 
 std::string FolderDataset::description() const {
   return "folder:" + dir_ + " (" + std::to_string(files_.size()) + " images, " +
-         std::to_string(classes_.size()) + " classes)";
+         (labelled() ? std::to_string(classes_.size()) + " classes)" : "unlabelled)");
 }
 
 Batch FolderDataset::get(const std::vector<size_t>& indices) const {
@@ -106,15 +118,17 @@ Batch FolderDataset::get(const std::vector<size_t>& indices) const {
     check(i < files_.size(), description(), "sample index " + std::to_string(i) + " out of range");
   const Shape s = sample_shape();
   const int64_t n = static_cast<int64_t>(indices.size());
-  Batch b{Tensor(DType::f32, {n, s[0], s[1], s[2]}), {}};
-  float* out = b.images.data<float>();
+  Batch b;
+  b.inputs.emplace_back(DType::f32, Shape{n, s[0], s[1], s[2]});
+  float* out = b.inputs[0].data<float>();
   const int64_t per = s[0] * s[1] * s[2];
   parallel_for_samples(indices.size(), [&](size_t k) {
     const std::string& path = files_[indices[k]];
     pre_.run(decode_image(read_file_bytes(path), path), path, out_size_,
              out + static_cast<int64_t>(k) * per);
   });
-  for (size_t i : indices) b.labels.push_back(labels_[i]);
+  if (labelled())
+    for (size_t i : indices) b.labels.push_back(labels_[i]);
   return b;
 }
 

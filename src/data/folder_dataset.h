@@ -1,7 +1,8 @@
 // torchvision's ImageFolder: DIR/<class>/**/<image>. Classes are the sorted subfolder names;
 // within a class, images are ordered as torchvision's sorted os.walk gives them (the class
 // folder's own files by name, then each subfolder's, folders in path order). Only .jpg, .jpeg
-// and .png files (any case) count. Images are decoded only when a batch asks for them.
+// and .png files (any case) count. Images are decoded only when a batch asks for them. A folder
+// without class subfolders holds unlabelled images: the files directly in it, sorted by name.
 #pragma once
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@ class FolderDataset : public Dataset {
 
   size_t size() const override { return files_.size(); }
   int64_t num_classes() const override { return static_cast<int64_t>(classes_.size()); }
+  bool labelled() const override { return !classes_.empty(); }
   Shape sample_shape() const override;
   int64_t label(size_t i) const override;
   std::vector<std::string> class_names() const override { return classes_; }

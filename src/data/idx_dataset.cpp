@@ -73,8 +73,9 @@ Batch IdxDataset::get(const std::vector<size_t>& indices) const {
     check(i < labels_.size(), description(), "sample index " + std::to_string(i) + " out of range");
   const Shape s = sample_shape();
   const int64_t n = static_cast<int64_t>(indices.size());
-  Batch b{Tensor(DType::f32, {n, s[0], s[1], s[2]}), {}};
-  float* out = b.images.data<float>();
+  Batch b;
+  b.inputs.emplace_back(DType::f32, Shape{n, s[0], s[1], s[2]});
+  float* out = b.inputs[0].data<float>();
   const int64_t per = s[0] * s[1] * s[2];
   const size_t src_size = static_cast<size_t>(height_ * width_);
   parallel_for_samples(indices.size(), [&](size_t k) {

@@ -4,8 +4,11 @@
 #include <chrono>
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "base/error.h"
 #include "data/batch_iterator.h"
+#include "data/model_inputs.h"
 #include "runtime/finite.h"
 
 namespace mixq {
@@ -54,14 +57,12 @@ EvalResult Metrics::result() const {
 EvalResult evaluate(Executor& ex, const Dataset& data, const EvalOptions& options) {
   using clock = std::chrono::steady_clock;
   check(data.size() > 0, data.description(), "dataset is empty");
-  check(ex.graph().inputs.size() == 1, ex.graph().source,
-        "evaluation needs a model with exactly one runtime input, this one has " +
-            std::to_string(ex.graph().inputs.size()));
   IterOptions it_opts;
   it_opts.batch_size = options.batch_size;
   it_opts.limit = options.limit;
   BatchIterator it(data, it_opts);
   Metrics metrics;
+  Agreement agreement;
   Batch batch;
   double compute = 0;
   const auto t0 = clock::now();
@@ -69,33 +70,58 @@ EvalResult evaluate(Executor& ex, const Dataset& data, const EvalOptions& option
   while (it.next(batch)) {
     const auto c0 = clock::now();
     std::vector<Tensor> out;
+    const std::vector<Tensor> in = model_inputs(batch, ex.graph(), data);
     try {
-      ex.check_input(0, batch.images);
+      for (size_t i = 0; i < in.size(); ++i) ex.check_input(i, in[i]);
     } catch (const Error& e) {
       throw Error(data.description(), "does not fit the model: " + std::string(e.what()));
     }
     try {
-      out = ex.run({batch.images});
+      out = ex.run(in);
       compute += std::chrono::duration<double>(clock::now() - c0).count();
-      if (!all_finite(out.at(0)))
-        throw non_finite_error(ex.source_graph(), {batch.images},
-                               "evaluating " + data.description());
-      if (out.at(0).rank() >= 2 && out.at(0).dim(0) > 0)
-        check_labels(data, batch.labels, out.at(0).numel() / out.at(0).dim(0), ex.graph().source);
-      metrics.add(out.at(0), batch.labels, ex.graph().source);
+      for (const Tensor& o : out)
+        if (!all_finite(o))
+          throw non_finite_error(ex.source_graph(), in, "evaluating " + data.description());
+      if (data.labelled()) {
+        if (out.at(0).rank() >= 2 && out.at(0).dim(0) > 0)
+          check_labels(data, batch.labels, out.at(0).numel() / out.at(0).dim(0), ex.graph().source);
+        metrics.add(out.at(0), batch.labels, ex.graph().source);
+      }
+      if (options.reference) agreement.add(out, options.reference->run(in), ex.graph().source);
     } catch (const Error& e) {
       // A buffer past the memory limit outside any node: say which model and batch.
       if (e.where() != "tensor") throw;
-      throw Error(ex.graph().source, "evaluating a batch of " +
-                                         std::to_string(batch.labels.size()) + ": " + e.cause());
+      throw Error(ex.graph().source,
+                  "evaluating a batch of " + std::to_string(batch.size()) + ": " + e.cause());
     }
-    done += batch.labels.size();
+    done += batch.size();
     if (options.progress) options.progress(done, it.num_samples());
   }
   EvalResult r = metrics.result();
+  r.samples = done;
+  r.labelled = data.labelled();
+  if (options.reference) {
+    r.compared = true;
+    r.agreement = agreement.result();
+  }
   r.seconds = std::chrono::duration<double>(clock::now() - t0).count();
   r.compute_seconds = compute;
   return r;
+}
+
+nlohmann::json agreement_json(const Agreement::Result& a) {
+  nlohmann::json sqnr = nlohmann::json::array();
+  for (double db : a.sqnr_db) sqnr.push_back(std::isfinite(db) ? nlohmann::json(db) : nullptr);
+  return {{"top1", a.top1 * 100}, {"kl", a.kl}, {"sqnr_db", sqnr}};
+}
+
+std::string agreement_text(const Agreement::Result& a, const std::string& with) {
+  std::string sqnr;
+  for (double db : a.sqnr_db)
+    sqnr += (sqnr.empty() ? "" : ", ") +
+            (std::isfinite(db) ? fmt::format("{:.1f} dB", db) : std::string("exact"));
+  return fmt::format("agreement with the {}: top-1 {:.2f} %, KL {:.4g}, SQNR {}", with,
+                     a.top1 * 100, a.kl, sqnr);
 }
 
 }  // namespace mixq

@@ -2,6 +2,7 @@
 
 #include "base/error.h"
 #include "data/batch_iterator.h"
+#include "data/model_inputs.h"
 #include "runtime/executor.h"
 #include "runtime/finite.h"
 
@@ -30,18 +31,19 @@ ActivationStats observe_activations(const Graph& g, const Dataset& data, const O
   auto env = ex.environment();
   size_t done = 0;
   while (it.next(batch)) {
+    const std::vector<Tensor> in = model_inputs(batch, g, data);
     try {
-      ex.check_input(0, batch.images);
+      for (size_t i = 0; i < in.size(); ++i) ex.check_input(i, in[i]);
     } catch (const Error& e) {
       throw Error(data.description(), "does not fit the model: " + std::string(e.what()));
     }
-    env[g.inputs[0]] = batch.images;
+    for (size_t i = 0; i < in.size(); ++i) env[g.inputs[i]] = in[i];
     ex.run_range(env);
     for (auto& [v, obs] : by_value)
       if (!all_finite(env[v]))
         throw non_finite_error(first_non_finite(g, env), "calibrating on " + data.description());
     for (auto& [v, obs] : by_value) obs->observe(env[v]);
-    done += batch.labels.size();
+    done += batch.size();
     if (o.progress) o.progress(done, it.num_samples());
   }
   stats.samples = done;

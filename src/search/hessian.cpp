@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "base/rng.h"
+#include "data/model_inputs.h"
 #include "quant/quantizer.h"
 #include "runtime/executor.h"
 #include "train/backprop.h"
@@ -38,7 +39,7 @@ class GradientOracle {
     std::vector<std::vector<double>> grad(weights_.size());
     for (size_t k = 0; k < weights_.size(); ++k) grad[k].assign(w[k].numel(), 0.0);
     for (const Batch& b : batches_) {
-      env_[g_.inputs[0]] = b.images;
+      for (size_t i = 0; i < b.inputs.size(); ++i) env_[g_.inputs[i]] = b.inputs[i];
       ex_.run_range(env_);
       Tensor dlogits;
       softmax_cross_entropy(env_[g_.outputs[0]], b.labels, &dlogits, g_.source);
@@ -88,11 +89,16 @@ HessianTraces hessian_traces(const Graph& g, const SearchSpace& space, const Dat
     const double rms = std::sqrt(sq / static_cast<double>(std::max<int64_t>(1, w.numel())));
     eps.push_back(o.step * (rms > 0 ? rms : 1.0));
   }
+  require_labels(data, "Hessian traces (the cross-entropy's curvature)");
   std::vector<Batch> batches;
   const size_t bs = std::max<size_t>(1, o.batch);
-  for (size_t first = 0; first < subset.size(); first += bs)
-    batches.push_back(data.get(std::vector<size_t>(
-        subset.begin() + first, subset.begin() + std::min(subset.size(), first + bs))));
+  for (size_t first = 0; first < subset.size(); first += bs) {
+    Batch b = data.get(std::vector<size_t>(subset.begin() + first,
+                                           subset.begin() + std::min(subset.size(), first + bs)));
+    b.inputs = model_inputs(b, g, data);  // in the model's order from here on
+    b.names.clear();
+    batches.push_back(std::move(b));
+  }
   GradientOracle grad(g, weights, std::move(batches));
 
   const size_t L = weights.size();

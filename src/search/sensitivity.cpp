@@ -13,6 +13,7 @@
 #include "base/json_int.h"
 #include "base/memory.h"
 #include "data/batch_iterator.h"
+#include "data/model_inputs.h"
 #include "quant/apply.h"
 #include "runtime/executor.h"
 #include "runtime/finite.h"
@@ -64,36 +65,6 @@ struct ScratchEnv {
   }
 };
 
-// Sum over the chunk of the per-sample loss.
-double loss_sum(const Tensor& logits, const std::vector<int64_t>& labels, const Tensor* reference,
-                SensitivityLoss kind) {
-  const int64_t n = logits.dim(0), k = logits.numel() / n;
-  const float* p = logits.data<float>();
-  double total = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = p + i * k;
-    const float m = *std::max_element(row, row + k);
-    double z = 0;
-    for (int64_t c = 0; c < k; ++c) z += std::exp(static_cast<double>(row[c]) - m);
-    const double log_z = std::log(z) + m;
-    if (kind == SensitivityLoss::cross_entropy) {
-      total += log_z - row[labels[i]];
-      continue;
-    }
-    // KL(p_ref || p): sum p_ref (log p_ref - log p).
-    const float* r = reference->data<float>() + i * k;
-    const float mr = *std::max_element(r, r + k);
-    double zr = 0;
-    for (int64_t c = 0; c < k; ++c) zr += std::exp(static_cast<double>(r[c]) - mr);
-    const double log_zr = std::log(zr) + mr;
-    for (int64_t c = 0; c < k; ++c) {
-      const double lpr = r[c] - log_zr;
-      total += std::exp(lpr) * (lpr - (row[c] - log_z));
-    }
-  }
-  return total;
-}
-
 std::vector<int> written_values(const Graph& g, const std::vector<int>& nodes) {
   std::vector<int> w;
   for (int n : nodes)
@@ -123,8 +94,8 @@ std::string header_difference(nlohmann::json have, nlohmann::json want) {
 }
 
 nlohmann::json make_header(const Graph& g, const SearchSpace& space, const SensitivityOptions& o,
-                           const std::vector<size_t>& chunk_sizes, const InputQuants& inputs,
-                           const std::string& data_digest) {
+                           OutputLoss loss, const std::vector<size_t>& chunk_sizes,
+                           const InputQuants& inputs, const std::string& data_digest) {
   const nlohmann::json acts = input_quants_to_json(inputs);
   nlohmann::json layers = nlohmann::json::array(), cands = nlohmann::json::array();
   for (int i : space.searched) layers.push_back(space.all[i].name);
@@ -141,7 +112,7 @@ nlohmann::json make_header(const Graph& g, const SearchSpace& space, const Sensi
           {"samples", o.samples},
           {"chunks", chunk_sizes},
           {"seed", o.seed},
-          {"loss", o.loss == SensitivityLoss::kl ? "kl" : "ce"},
+          {"loss", loss_name(loss)},
           {"pairs", o.pairs},
           {"pair_window", o.pair_window},
           {"activations", acts}};
@@ -259,16 +230,19 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
   // and count the work done.
   std::vector<double> node_macs_per_sample(eg.nodes.size(), 0);
   double full_macs = 0;
+  OutputLoss loss = OutputLoss::cross_entropy;
   {
-    Batch one = data.get({subset[0]});
+    const std::vector<Tensor> in = model_inputs(data.get({subset[0]}), graph, data);
     try {
-      ex.check_input(0, one.images);
+      for (size_t i = 0; i < in.size(); ++i) ex.check_input(i, in[i]);
     } catch (const Error& e) {
       throw Error(data.description(), "does not fit the model: " + std::string(e.what()));
     }
     auto env = ex.environment();
-    env[eg.inputs[0]] = one.images;
+    for (size_t i = 0; i < in.size(); ++i) env[eg.inputs[i]] = in[i];
     ex.run_range(env);
+    loss = o.loss.value_or(default_loss(data.labelled(), env[eg.outputs[0]]));
+    if (loss == OutputLoss::cross_entropy) require_labels(data, "the cross-entropy loss");
     for (size_t n = 0; n < eg.nodes.size(); ++n) {
       std::vector<Shape> in_shapes;
       for (int v : eg.nodes[n].inputs) in_shapes.push_back(v >= 0 ? env[v].shape() : Shape{});
@@ -298,7 +272,7 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
   const std::vector<int> owner = assign_shards(unit_cost, o.ranks);
 
   SensitivityData d;
-  d.header = make_header(graph, space, o, chunk_sizes, inputs, hash_samples(data, subset));
+  d.header = make_header(graph, space, o, loss, chunk_sizes, inputs, hash_samples(data, subset));
   if (o.resume && !o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
     const nlohmann::json want = d.header;
     d = load_sensitivity(o.checkpoint);
@@ -318,7 +292,7 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
   }
 
   std::unique_ptr<Executor> fp;
-  if (o.loss == SensitivityLoss::kl) fp = std::make_unique<Executor>(graph, Impl::fast);
+  if (loss != OutputLoss::cross_entropy) fp = std::make_unique<Executor>(graph, Impl::fast);
   // A shard reports only its own units, even when it resumed from a file holding more.
   for (size_t k = 0; k < d.chunks; ++k)
     for (size_t s = 0; s < L; ++s)
@@ -331,22 +305,23 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
       all_done = all_done && (d.done[k][s] || owner[k * L + s] != o.rank);
     if (all_done) continue;
     std::vector<size_t> idx(subset.begin() + first, subset.begin() + first + chunk_sizes[k]);
-    Batch batch = data.get(idx);
+    const Batch batch = data.get(idx);
+    const std::vector<Tensor> in = model_inputs(batch, graph, data);
     try {
-      ex.check_input(0, batch.images);
+      for (size_t i = 0; i < in.size(); ++i) ex.check_input(i, in[i]);
     } catch (const Error& e) {
       throw Error(data.description(), "does not fit the model: " + std::string(e.what()));
     }
     Tensor reference;
-    if (fp) reference = fp->run({batch.images})[0].clone();
+    if (fp) reference = fp->run(in)[0].clone();
     auto base = ex.environment();
-    base[eg.inputs[0]] = batch.images;
+    for (size_t i = 0; i < in.size(); ++i) base[eg.inputs[i]] = in[i];
     ex.run_range(base);
     const int out = eg.outputs[0];
     const double n_k = static_cast<double>(chunk_sizes[k]);
-    if (o.loss == SensitivityLoss::cross_entropy && base[out].dim(0) > 0)
+    if (loss == OutputLoss::cross_entropy && base[out].dim(0) > 0)
       check_labels(data, batch.labels, base[out].numel() / base[out].dim(0), eg.source);
-    d.base[k] = loss_sum(base[out], batch.labels, fp ? &reference : nullptr, o.loss);
+    d.base[k] = loss_sum(base[out], batch.labels, fp ? &reference : nullptr, loss);
     if (!std::isfinite(d.base[k])) {
       const NonFinite f = first_non_finite(eg, base);
       const std::string during = "measuring the base model's loss on " + data.description();
@@ -368,7 +343,7 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
         lvl1.env[weight_of[s]] = wq[s][c];
         run_nodes(ex, lvl1.env, desc[s]);
         d.single[k][s * C + c] =
-            loss_sum(lvl1.env[out], batch.labels, fp ? &reference : nullptr, o.loss);
+            loss_sum(lvl1.env[out], batch.labels, fp ? &reference : nullptr, loss);
         check_loss(d.single[k][s * C + c], s, c);
         d.executed_macs += macs_of(desc[s]) * n_k;
         evals += 1;
@@ -380,7 +355,7 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
             run_nodes(ex, lvl2.env, desc[t]);
             const size_t a = s * C + c, b = t * C + c2;
             d.pair[k][a * L * C + b] =
-                loss_sum(lvl2.env[out], batch.labels, fp ? &reference : nullptr, o.loss);
+                loss_sum(lvl2.env[out], batch.labels, fp ? &reference : nullptr, loss);
             check_loss(d.pair[k][a * L * C + b], t, c2);
             lvl2.finish(desc_written[t]);
             d.executed_macs += macs_of(desc[t]) * n_k;

@@ -5,22 +5,23 @@
 // top of the (i,b) state. Work is checkpointed per (chunk, layer) so a killed run resumes.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "data/dataset.h"
+#include "runtime/output_compare.h"
 #include "search/candidates.h"
 
 namespace mixq {
-
-enum class SensitivityLoss { cross_entropy, kl };
 
 struct SensitivityOptions {
   size_t samples = 1024;  // seeded random subset of the data
   size_t chunk = 0;       // samples per chunk; 0: from mem_limit
   double mem_limit = 0;   // bytes of cached activations; 0: 4 GB or half the run's limit
   uint64_t seed = 0;
-  SensitivityLoss loss = SensitivityLoss::cross_entropy;
+  // Empty: default_loss (cross-entropy with labels; KL or MSE to the float model without).
+  std::optional<OutputLoss> loss;
   bool pairs = true;
   int pair_window = 0;      // > 0: only pairs of searched layers at most this far apart
   std::string checkpoint;   // file written after every unit of work; empty: none

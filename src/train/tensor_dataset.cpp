@@ -38,9 +38,9 @@ Batch TensorDataset::get(const std::vector<size_t>& indices) const {
   const Shape s = sample_shape();
   const int64_t per = s[0] * s[1] * s[2];
   Batch b;
-  b.images = Tensor(DType::f32, {static_cast<int64_t>(indices.size()), s[0], s[1], s[2]});
+  b.inputs.emplace_back(DType::f32, Shape{static_cast<int64_t>(indices.size()), s[0], s[1], s[2]});
   const float* src = images_.data<float>();
-  float* dst = b.images.data<float>();
+  float* dst = b.inputs[0].data<float>();
   for (size_t i = 0; i < indices.size(); ++i) {
     check(indices[i] < labels_.size(), name_,
           "sample index " + std::to_string(indices[i]) + " out of range");

@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "data/batch_iterator.h"
+#include "data/model_inputs.h"
 #include "eval/evaluate.h"
 #include "runtime/finite.h"
 #include "train/loss.h"
@@ -81,7 +82,7 @@ Graph Trainer::inference_graph(bool fold_bn) const {
 
 double Trainer::train_step(const Batch& batch, double lr) {
   if (o_.hooks.before_forward) o_.hooks.before_forward(env_, step_);
-  env_[input_] = batch.images;
+  env_[input_] = data_ ? model_inputs(batch, graph_, *data_).at(0) : batch.inputs.at(0);
   ex_->run_range(env_);
   Tensor grad;
   const Tensor& logits = env_[output_];
@@ -247,8 +248,9 @@ bool Trainer::fit(const Dataset& train, const Dataset* val) {
       o_.on_message("resumed from " + o_.checkpoint + " at epoch " + std::to_string(epoch_ + 1) +
                     ", batch " + std::to_string(batch_) + " (step " + std::to_string(step_) + ")");
   }
+  require_labels(train, "training");
   try {
-    ex_->check_input(0, train.get({0}).images);
+    ex_->check_input(0, model_inputs(train.get({0}), graph_, train).at(0));
   } catch (const Error& e) {
     throw Error(train.description(), "does not fit the model: " + std::string(e.what()));
   }
@@ -271,7 +273,7 @@ bool Trainer::fit(const Dataset& train, const Dataset* val) {
       const size_t last = std::min(samples, first + o_.batch_size);
       idx.assign(order.begin() + first, order.begin() + last);
       batch = train.get(idx);
-      augment_batch(batch.images, o_.augment, o_.seed, static_cast<uint64_t>(epoch_), first);
+      augment_batch(batch.inputs.at(0), o_.augment, o_.seed, static_cast<uint64_t>(epoch_), first);
       const double lr = schedule.at(step_);
       train_step(batch, lr);
       ++batch_;

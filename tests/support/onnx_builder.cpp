@@ -12,10 +12,11 @@
 namespace mixq::test {
 namespace {
 
-void set_shape(onnx::ValueInfoProto* vi, const std::string& name, const Shape& shape) {
+void set_shape(onnx::ValueInfoProto* vi, const std::string& name, const Shape& shape,
+               int32_t elem_type = onnx::TensorProto::FLOAT) {
   vi->set_name(name);
   auto* tt = vi->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(onnx::TensorProto::FLOAT);
+  tt->set_elem_type(elem_type);
   auto* sh = tt->mutable_shape();
   for (int64_t d : shape) {
     auto* dim = sh->add_dim();
@@ -66,8 +67,8 @@ OnnxBuilder::OnnxBuilder(int64_t opset) {
   model_.mutable_graph()->set_name("test");
 }
 
-OnnxBuilder& OnnxBuilder::input(const std::string& name, const Shape& shape) {
-  set_shape(model_.mutable_graph()->add_input(), name, shape);
+OnnxBuilder& OnnxBuilder::input(const std::string& name, const Shape& shape, int32_t elem_type) {
+  set_shape(model_.mutable_graph()->add_input(), name, shape, elem_type);
   return *this;
 }
 

@@ -12,8 +12,9 @@ namespace mixq::test {
 class OnnxBuilder {
  public:
   explicit OnnxBuilder(int64_t opset = 13);
-  // Graph input with a float32 shape; -1 dims become a symbolic "N".
-  OnnxBuilder& input(const std::string& name, const Shape& shape);
+  // Graph input (float32 unless elem_type says otherwise); -1 dims become a symbolic "N".
+  OnnxBuilder& input(const std::string& name, const Shape& shape,
+                     int32_t elem_type = onnx::TensorProto::FLOAT);
   OnnxBuilder& output(const std::string& name, const Shape& shape);
   OnnxBuilder& initializer(const std::string& name, const Tensor& t);
   onnx::NodeProto& node(const std::string& op, const std::vector<std::string>& inputs,

@@ -18,8 +18,8 @@ std::string peer_missing() {
 void write_peer_inputs(const Dataset& data, size_t n, const std::string& dir) {
   Batch b = data.get_batch(0, std::min(n, data.size()));
   std::ofstream img(dir + "/images.f32", std::ios::binary);
-  img.write(static_cast<const char*>(b.images.raw()),
-            static_cast<std::streamsize>(b.images.nbytes()));
+  img.write(static_cast<const char*>(b.inputs[0].raw()),
+            static_cast<std::streamsize>(b.inputs[0].nbytes()));
   std::ofstream lab(dir + "/labels.i64", std::ios::binary);
   lab.write(reinterpret_cast<const char*>(b.labels.data()),
             static_cast<std::streamsize>(b.labels.size() * sizeof(int64_t)));

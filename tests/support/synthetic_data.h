@@ -41,11 +41,11 @@ class SyntheticDataset : public Dataset {
     Shape s = {static_cast<int64_t>(indices.size())};
     s.insert(s.end(), chw_.begin(), chw_.end());
     Batch b;
-    b.images = Tensor(DType::f32, s);
+    b.inputs = {Tensor(DType::f32, s)};
     const int64_t per = shape_numel(chw_);
     for (size_t i = 0; i < indices.size(); ++i) {
       std::copy(data_.begin() + indices[i] * per, data_.begin() + (indices[i] + 1) * per,
-                b.images.data<float>() + i * per);
+                b.inputs[0].data<float>() + i * per);
       b.labels.push_back(labels_[indices[i]]);
     }
     return b;
