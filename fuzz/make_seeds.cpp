@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "data/idx.h"
+#include "data/npy.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
 #include "pack/packed.h"
@@ -254,6 +255,18 @@ int main(int argc, char** argv) {
     write("fuzz_idx", "images.idx.gz", idx({2, 3, 3}, true));
     write("fuzz_idx", "labels.idx", idx({5}, false));
     write("fuzz_idx", "labels.idx.gz", idx({5}, true));
+
+    // NumPy: .npy of several types and ranks, .npz stored and deflated with labels.
+    const Tensor f = Tensor::from<float>({2, 3}, {0.5f, -1, 2, 3, 4, 5});
+    const Tensor ids = Tensor::from<int64_t>({2, 2}, {1, 0, 3, 2});
+    write("fuzz_npy", "f32.npy", npy_bytes(f));
+    write("fuzz_npy", "i64.npy", npy_bytes(ids));
+    write("fuzz_npy", "u8.npy", npy_bytes(Tensor::from<uint8_t>({4}, {1, 2, 3, 4})));
+    write("fuzz_npy", "scalar.npy", npy_bytes(Tensor::scalar_f32(1)));
+    const std::vector<std::pair<std::string, Tensor>> arrays = {
+        {"x", f}, {"tokens", ids}, {"labels", Tensor::from<int64_t>({2}, {1, 0})}};
+    write("fuzz_npy", "stored.npz", npz_bytes(arrays, false));
+    write("fuzz_npy", "deflated.npz", npz_bytes(arrays, true));
 
     // Images: every PNG colour type and a 16-bit and interlaced one; JPEG gray, RGB,
     // progressive and CMYK.

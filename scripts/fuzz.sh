@@ -13,7 +13,8 @@ SECONDS_PER_TARGET=${1:-30}
 shift || true
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-  TARGETS=(fuzz_onnx fuzz_idx fuzz_image fuzz_quant_config fuzz_omega fuzz_packed fuzz_graph)
+  TARGETS=(fuzz_onnx fuzz_idx fuzz_image fuzz_quant_config fuzz_omega fuzz_packed fuzz_graph
+           fuzz_npy)
 fi
 FUZZ_SEED=${FUZZ_SEED:-1}
 
@@ -26,7 +27,7 @@ build-asan/fuzz/fuzz_seeds "$work/seeds"
 # Largest input each target gets: a few times its largest seed.
 declare -A MAX_LEN=([fuzz_onnx]=16384 [fuzz_idx]=1024 [fuzz_image]=16384
                     [fuzz_quant_config]=8192 [fuzz_omega]=8192 [fuzz_packed]=8192
-                    [fuzz_graph]=64)
+                    [fuzz_graph]=64 [fuzz_npy]=4096)
 
 # Leaks are checked after every input; UBSan prints the stack of what it reports.
 export ASAN_OPTIONS="detect_leaks=1"

@@ -252,4 +252,37 @@ std::string npy_bytes(const Tensor& t) {
   return out;
 }
 
+std::string npz_bytes(const std::vector<std::pair<std::string, Tensor>>& arrays, bool compress) {
+  zip_error_t err;
+  zip_error_init(&err);
+  zip_source_t* src = zip_source_buffer_create(nullptr, 0, 0, &err);
+  check(src != nullptr, "npz", "cannot create an archive in memory");
+  zip_t* za = zip_open_from_source(src, ZIP_TRUNCATE, &err);
+  check(za != nullptr, "npz", "cannot create an archive in memory");
+  zip_source_keep(src);  // its bytes are read after zip_close
+  std::vector<std::string> members;
+  members.reserve(arrays.size());  // zip_source_buffer keeps pointers into these until close
+  for (const auto& [name, t] : arrays) {
+    members.push_back(npy_bytes(t));
+    zip_source_t* s = zip_source_buffer(za, members.back().data(), members.back().size(), 0);
+    const zip_int64_t i = s ? zip_file_add(za, (name + ".npy").c_str(), s, ZIP_FL_ENC_UTF_8) : -1;
+    check(i >= 0, "npz", "cannot add '" + name + "': " + zip_strerror(za));
+    zip_set_file_compression(za, static_cast<zip_uint64_t>(i),
+                             compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
+  }
+  check(zip_close(za) == 0, "npz", std::string("cannot write the archive: ") + zip_strerror(za));
+  std::string out;
+  if (zip_source_open(src) == 0) {
+    zip_source_seek(src, 0, SEEK_END);
+    out.resize(static_cast<size_t>(zip_source_tell(src)));
+    zip_source_seek(src, 0, SEEK_SET);
+    const zip_int64_t got = zip_source_read(src, out.data(), out.size());
+    zip_source_close(src);
+    if (got != static_cast<zip_int64_t>(out.size())) out.clear();
+  }
+  zip_source_free(src);
+  check(!out.empty(), "npz", "cannot read the archive back from memory");
+  return out;
+}
+
 }  // namespace mixq

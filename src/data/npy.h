@@ -25,5 +25,7 @@ std::vector<std::pair<std::string, Tensor>> parse_npz(const std::string& bytes,
 
 // Writes a C-order version 1.0 .npy (for tests and exported results).
 std::string npy_bytes(const Tensor& t);
+// An .npz archive of these arrays (members NAME.npy), deflated or stored.
+std::string npz_bytes(const std::vector<std::pair<std::string, Tensor>>& arrays, bool compress);
 
 }  // namespace mixq

@@ -10,7 +10,7 @@ namespace mixq {
 
 ActivationStats observe_activations(const Graph& g, const Dataset& data, const ObserveOptions& o) {
   check(data.size() > 0, data.description(), "dataset is empty");
-  check(g.inputs.size() == 1, g.source, "calibration needs a model with one runtime input");
+  check(!g.inputs.empty(), g.source, "calibration needs a model with a runtime input");
   auto layers = find_quant_layers(g);
   ActivationStats stats;
   std::map<int, std::shared_ptr<Observer>> by_value;

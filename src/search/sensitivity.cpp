@@ -176,8 +176,8 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
                                     const ActivationStats& stats, const Dataset& data,
                                     const SensitivityOptions& o) {
   check(data.size() > 0, data.description(), "dataset is empty");
-  check(graph.inputs.size() == 1 && graph.outputs.size() >= 1, graph.source,
-        "sensitivity needs a model with one input and a logits output");
+  check(!graph.inputs.empty() && !graph.outputs.empty(), graph.source,
+        "sensitivity needs a model with inputs and an output");
   const size_t samples = std::min(o.samples, data.size());
   std::vector<size_t> subset = random_subset(data.size(), samples, o.seed);
 

@@ -36,19 +36,9 @@ nlohmann::json run_peer_eval(const std::string& model, const std::string& dir, c
   return nlohmann::json::parse(r.out);
 }
 
-std::map<std::string, Tensor> run_peer_outputs(const std::string& model, const Tensor& input) {
-  TempDir dir;
-  const std::string path = dir.file("input.f32");
-  {
-    std::ofstream f(path, std::ios::binary);
-    f.write(static_cast<const char*>(input.raw()), static_cast<std::streamsize>(input.nbytes()));
-  }
-  // Dimensions appended piece by piece: GCC 12 warns falsely (-Wrestrict) on " " + temporary.
-  std::string cmd = "node " + repo_path("bench/peer/ort_outputs.js") + " " + model + " " + path;
-  for (int64_t d : input.shape()) {
-    cmd += ' ';
-    cmd += std::to_string(d);
-  }
+namespace {
+
+std::map<std::string, Tensor> parse_peer_outputs(const std::string& cmd) {
   CommandResult r = run_command(cmd);
   if (r.status != 0) throw std::runtime_error("peer failed: " + r.err);
   std::map<std::string, Tensor> outs;
@@ -60,6 +50,44 @@ std::map<std::string, Tensor> run_peer_outputs(const std::string& model, const T
     outs.emplace(name, std::move(t));
   }
   return outs;
+}
+
+void write_raw(const std::string& path, const Tensor& t) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
+}
+
+}  // namespace
+
+std::map<std::string, Tensor> run_peer_outputs(const std::string& model, const Tensor& input) {
+  TempDir dir;
+  const std::string path = dir.file("input.f32");
+  write_raw(path, input);
+  // Dimensions appended piece by piece: GCC 12 warns falsely (-Wrestrict) on " " + temporary.
+  std::string cmd = "node " + repo_path("bench/peer/ort_outputs.js") + " " + model + " " + path;
+  for (int64_t d : input.shape()) {
+    cmd += ' ';
+    cmd += std::to_string(d);
+  }
+  return parse_peer_outputs(cmd);
+}
+
+std::map<std::string, Tensor> run_peer_outputs(const std::string& model,
+                                               const std::map<std::string, Tensor>& inputs,
+                                               bool keep_qdq) {
+  TempDir dir;
+  std::string cmd = std::string(keep_qdq ? "ORT_NO_QDQ=1 " : "") + "node " +
+                    repo_path("bench/peer/ort_outputs.js") + " " + model;
+  int k = 0;
+  for (const auto& [name, t] : inputs) {
+    const std::string path = dir.file("input" + std::to_string(k++));
+    write_raw(path, t);
+    std::string dims;
+    for (int64_t d : t.shape()) dims += (dims.empty() ? "" : ",") + std::to_string(d);
+    cmd += " '" + name + "=" + (t.dtype() == DType::i64 ? "int64" : "float32") + ":" + path + ":" +
+           dims + "'";
+  }
+  return parse_peer_outputs(cmd);
 }
 
 }  // namespace mixq::test

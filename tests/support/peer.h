@@ -20,5 +20,9 @@ nlohmann::json run_peer_eval(const std::string& model, const std::string& dir, c
 
 // Runs bench/peer/ort_outputs.js: ONNX Runtime's outputs of the model on one f32 input, by name.
 std::map<std::string, Tensor> run_peer_outputs(const std::string& model, const Tensor& input);
+// The same with named inputs (float32 or int64); keep_qdq as for run_peer_eval.
+std::map<std::string, Tensor> run_peer_outputs(const std::string& model,
+                                               const std::map<std::string, Tensor>& inputs,
+                                               bool keep_qdq = false);
 
 }  // namespace mixq::test

@@ -44,6 +44,44 @@ class Generator {
     return r;
   }
 
+  // A BERT-style encoder: token ids and an attention mask (int64 [N, T]), word and position
+  // embeddings, LayerNormalization, pre-norm attention blocks whose scores get the additive
+  // mask (1 - mask) * -10000, Erf-GELU MLPs; outputs the class token's logits and the hidden
+  // states.
+  RandomGraph bert(int blocks) {
+    const int64_t n = 4, t = 8, vocab = 40;
+    d_ = 16;
+    tokens_ = t;
+    force_vit_ = true;
+    b_.input("input_ids", {-1, t}, onnx::TensorProto::INT64);
+    b_.input("attention_mask", {-1, t}, onnx::TensorProto::INT64);
+    RandomGraph r;
+    Tensor ids(DType::i64, {n, t}), mask(DType::i64, {n, t});
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t len = pick(2, t);
+      for (int64_t j = 0; j < t; ++j) {
+        ids.data<int64_t>()[i * t + j] = j < len ? pick(1, vocab - 1) : 0;
+        mask.data<int64_t>()[i * t + j] = j < len;
+      }
+    }
+    r.inputs = {ids, mask};
+    onnx::NodeProto* p;
+    std::string x = op("Gather", {weight({vocab, d_}, 1.0), "input_ids"}, &p);
+    OnnxBuilder::attr(*p, "axis", int64_t{0});
+    x = layernorm(op("Add", {x, weight({t, d_}, 0.5)}));
+    const std::string m = op("Cast", {"attention_mask"}, &p);
+    OnnxBuilder::attr(*p, "to", int64_t{onnx::TensorProto::FLOAT});
+    mask_ = op("Unsqueeze",
+               {op("Mul", {op("Sub", {floats({}, 1.f), m}), floats({}, -10000.f)}), ints({1, 2})});
+    for (int i = 0; i < blocks; ++i) x = mlp(attention(x));
+    const std::string logits = token_head(x);  // sets classes_
+    b_.output(logits, {-1, classes_});
+    b_.output(x, {-1, t, d_});
+    r.onnx = b_.bytes();
+    r.summary = summary_;
+    return r;
+  }
+
   RandomGraph make() {
     const int64_t n = pick(1, 5);
     c_ = pick(1, 4);
@@ -369,6 +407,7 @@ class Generator {
     const std::string kt = op("Transpose", {k}, &p);
     OnnxBuilder::attr(*p, "perm", Ints{0, 1, 3, 2});
     std::string a = op("Mul", {op("MatMul", {q, kt}), floats({}, 1.f / std::sqrt(float(dh)))});
+    if (!mask_.empty()) a = op("Add", {a, mask_});
     a = op("Softmax", {a}, &p);
     OnnxBuilder::attr(*p, "axis", int64_t{-1});
     std::string o = op("Transpose", {op("MatMul", {a, v})}, &p);
@@ -422,6 +461,7 @@ class Generator {
   int64_t c_ = 0, h_ = 0, w_ = 0, d_ = 0, tokens_ = 0, classes_ = 0;
   bool extra_output_ = false;
   bool force_vit_ = false;
+  std::string mask_;  // additive attention mask [N, 1, 1, T], when the model has one
   std::vector<std::pair<std::string, Ints>> seen_;
   std::string summary_;
 };
@@ -438,6 +478,10 @@ RandomGraph graph_from_choices(const uint8_t* data, size_t size) {
 
 RandomGraph vit_like_graph(uint64_t seed, int blocks) {
   return Generator(seed).vit(blocks);
+}
+
+RandomGraph bert_like_graph(uint64_t seed, int blocks) {
+  return Generator(seed).bert(blocks);
 }
 
 }  // namespace mixq::test

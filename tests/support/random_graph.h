@@ -31,5 +31,9 @@ RandomGraph graph_from_choices(const uint8_t* data, size_t size);
 // ConstantOfShape/Where/Expand, positions, pre-norm attention and Erf-GELU MLP blocks, the class
 // token taken by Gather), with seeded weights; input [N, 3, 16, 16], 10 classes.
 RandomGraph vit_like_graph(uint64_t seed, int blocks);
+// A BERT-style encoder: inputs input_ids and attention_mask (int64 [N, 8], vocabulary 40,
+// trailing padding masked), word and position embeddings, pre-norm blocks with the additive
+// attention mask; outputs 10-class logits from the first token and the hidden states [N, 8, 16].
+RandomGraph bert_like_graph(uint64_t seed, int blocks);
 
 }  // namespace mixq::test
