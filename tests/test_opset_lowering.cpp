@@ -248,3 +248,97 @@ TEST(OpsetLowering, QuantizeAnOpset18Model) {
   const Graph qdq = load_onnx(dir.file("q/model_qdq.onnx"));
   EXPECT_EQ(qdq.opset, 17);
 }
+
+namespace {
+
+// local.Scale(x; alpha) = LeakyRelu(x + x, alpha=@alpha), with alpha defaulting to 0.5 (an IR 9
+// attribute default); local.Twice(x; alpha) = Scale(Scale(x)) passing alpha on.
+onnx::ModelProto model_with_functions(bool pass_alpha, bool recursive) {
+  OnnxBuilder b(18);
+  b.input("x", {2, 3}).output("y", {2, 3});
+  auto& call = b.node("Twice", {"x"}, {"y"}, "twice");
+  call.set_domain("local");
+  if (pass_alpha) OnnxBuilder::attr(call, "alpha", 0.2f);
+  onnx::ModelProto m = b.model();
+  m.set_ir_version(9);
+  auto* op = m.add_opset_import();
+  op->set_domain("local");
+  op->set_version(1);
+  auto* scale = m.add_functions();
+  scale->set_name("Scale");
+  scale->set_domain("local");
+  scale->add_input("x");
+  scale->add_output("y");
+  scale->add_attribute("alpha");
+  scale->add_opset_import()->set_version(18);
+  auto* add = scale->add_node();
+  add->set_op_type(recursive ? "Twice" : "Add");
+  if (recursive) add->set_domain("local");
+  add->add_input("x");
+  if (!recursive) add->add_input("x");
+  add->add_output("t");
+  auto* leaky = scale->add_node();
+  leaky->set_op_type("LeakyRelu");
+  leaky->add_input("t");
+  leaky->add_output("y");
+  auto* ref = leaky->add_attribute();
+  ref->set_name("alpha");
+  ref->set_type(onnx::AttributeProto::FLOAT);
+  ref->set_ref_attr_name("alpha");
+  onnx::AttributeProto dflt;  // FunctionProto.attribute_proto (field 11), unknown to libonnx 1.12
+  dflt.set_name("alpha");
+  dflt.set_type(onnx::AttributeProto::FLOAT);
+  dflt.set_f(0.5f);
+  scale->mutable_unknown_fields()->AddLengthDelimited(11, dflt.SerializeAsString());
+  auto* twice = m.add_functions();
+  twice->set_name("Twice");
+  twice->set_domain("local");
+  twice->add_input("x");
+  twice->add_output("y");
+  twice->add_attribute("alpha");
+  twice->add_opset_import()->set_version(18);
+  for (int i = 0; i < 2; ++i) {
+    auto* c = twice->add_node();
+    c->set_op_type("Scale");
+    c->set_domain("local");
+    c->set_name("s");  // the same node name in both: the inliner keeps values apart
+    c->add_input(i == 0 ? "x" : "h");
+    c->add_output(i == 0 ? "h" : "y");
+    if (pass_alpha) {
+      auto* a = c->add_attribute();
+      a->set_name("alpha");
+      a->set_type(onnx::AttributeProto::FLOAT);
+      a->set_ref_attr_name("alpha");
+    }
+  }
+  return m;
+}
+
+float scale(float x, float alpha) {
+  const float t = x + x;
+  return t < 0 ? alpha * t : t;
+}
+
+}  // namespace
+
+TEST(OpsetLowering, LocalFunctionsAreInlinedWithTheirAttributes) {
+  const Tensor x = Tensor::from<float>({2, 3}, {-1.5f, -0.25f, 0, 0.5f, 1, -3});
+  for (bool pass_alpha : {true, false}) {
+    const Graph g = load_onnx_bytes(model_with_functions(pass_alpha, false).SerializeAsString(),
+                                    "functions.onnx");
+    const float alpha = pass_alpha ? 0.2f : 0.5f;  // else the function's default
+    for (Impl impl : {Impl::reference, Impl::fast}) {
+      Executor ex(g, impl);
+      const Tensor y = ex.run({x}).at(0);
+      for (int i = 0; i < 6; ++i)
+        EXPECT_FLOAT_EQ(y.data<float>()[i], scale(scale(x.data<float>()[i], alpha), alpha))
+            << "alpha " << alpha << " element " << i;
+    }
+  }
+  try {
+    load_onnx_bytes(model_with_functions(true, true).SerializeAsString(), "recursive.onnx");
+    ADD_FAILURE() << "a recursive function was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("recursively"), std::string::npos) << e.what();
+  }
+}

@@ -22,6 +22,7 @@
 #include "base/file_io.h"
 #include "base/memory.h"
 #include "base/parse.h"
+#include "onnx/inline_functions.h"
 #include "onnx/lower_opset.h"
 #include "passes/passes.h"
 #include "quant/layers.h"
@@ -376,6 +377,7 @@ Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
   check(opset <= kMaxLoweredOpset, where,
         "opset " + std::to_string(opset) + " is newer than supported (" +
             std::to_string(kMaxLoweredOpset) + ")");
+  inline_local_functions(model, where);
   if (opset > kMaxOpset) {  // libonnx knows opset 17 at most: the exact opset-17 form
     lower_to_opset17(model, where);
     opset = kMaxOpset;
