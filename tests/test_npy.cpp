@@ -2,6 +2,7 @@
 // models with several inputs by name, and the errors for data that does not fit.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "base/memory.h"
@@ -10,6 +11,7 @@
 #include "data/npy.h"
 #include "eval/evaluate.h"
 #include "onnx/import.h"
+#include "support/cli_check.h"
 #include "support/expect_error.h"
 #include "support/onnx_builder.h"
 
@@ -201,6 +203,67 @@ TEST(ModelInputs, ArraysFeedInputsByNameWithNumpyConversions) {
   expect_error([&] { evaluate(ex, wrong_shape); }, {"npz:d", "does not fit the model", "'x'"});
   ArrayDataset labelled({"x", "tokens"}, {x, ids}, Tensor::from<int64_t>({2}, {1, 7}), "npz:e");
   expect_error([&] { evaluate(ex, labelled); }, {"npz:e", "label 7", "2 classes"});
+}
+
+TEST(ModelInputs, CommandLineRefusesDataThatDoesNotFitInOneLine) {
+  test::TempDir dir;
+  const std::string model = dir.file("two.onnx");
+  {
+    test::OnnxBuilder b;  // the two-input model of the test above, as a file
+    b.input("tokens", {-1, 4}, onnx::TensorProto::INT64).input("x", {-1, 3}).output("y", {-1, 2});
+    b.initializer("emb", Tensor(DType::f32, {5, 3}));
+    b.initializer("w", Tensor(DType::f32, {3, 2}));
+    b.node("Gather", {"emb", "tokens"}, {"e"});
+    auto& m = b.node("ReduceMean", {"e"}, {"m"});
+    test::OnnxBuilder::attr(m, "axes", std::vector<int64_t>{1});
+    test::OnnxBuilder::attr(m, "keepdims", int64_t{0});
+    b.node("Add", {"m", "x"}, {"s"});
+    b.node("MatMul", {"s", "w"}, {"y"});
+    b.save(model);
+  }
+  const Tensor ids(DType::i64, {6, 4}), x(DType::f32, {6, 3});
+  auto npz = [&](const std::string& name, std::vector<std::pair<std::string, Tensor>> arrays) {
+    write(dir.file(name), npz_bytes(arrays, false));
+    return " --data npz:" + dir.file(name);
+  };
+  const std::string mixq = std::string(MIXQ_BINARY) + " ";
+  test::expect_clean_error(test::run_command(mixq + "eval " + model + npz("a.npz", {{"x", x}})),
+                           "has no array for model input 'tokens'");
+  test::expect_clean_error(
+      test::run_command(mixq + "eval " + model + npz("b.npz", {{"x", x}, {"tokens", x}})),
+      "array 'tokens' is float32, model input 'tokens' expects int64");
+  test::expect_clean_error(
+      test::run_command(mixq + "eval " + model +
+                        npz("c.npz", {{"x", Tensor(DType::f32, {6, 5})}, {"tokens", ids}})),
+      "does not fit the model");
+  test::expect_clean_error(
+      test::run_command(mixq + "eval " + model +
+                        npz("d.npz", {{"x", x},
+                                      {"tokens", ids},
+                                      {"labels", Tensor::from<int64_t>({6}, {0, 1, 2, 0, 1, 0})}})),
+      "label 2 is outside the 2 classes");
+  test::expect_clean_error(
+      test::run_command(mixq + "eval " + model +
+                        npz("e.npz", {{"x", x},
+                                      {"tokens", ids},
+                                      {"labels", Tensor::from<int64_t>({5}, {0, 1, 0, 0, 1})}})),
+      "labels must have shape [6]");
+  // Unlabelled data where labels are needed: refused before any work or output.
+  const std::string unlabelled = npz("f.npz", {{"x", x}, {"tokens", ids}});
+  test::expect_clean_error(test::run_command(mixq + "quantize " + model + " --calib-data" +
+                                             unlabelled.substr(unlabelled.find(' ', 1)) +
+                                             " --finetune 1 -o " + dir.file("out")),
+                           "has no labels, and --finetune needs them");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out")));
+  test::expect_clean_error(test::run_command(mixq + "train --init " + model + unlabelled +
+                                             " --epochs 1 -o " + dir.file("t.onnx")),
+                           "has no labels, and training needs them");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("t.onnx")));
+  // Without labels, eval runs and says what it could not measure.
+  const auto ok = test::run_command(mixq + "eval " + model + unlabelled);
+  EXPECT_EQ(ok.status, 0) << ok.err;
+  EXPECT_NE(ok.out.find("accuracy not measured: the data has no labels"), std::string::npos)
+      << ok.out;
 }
 
 }  // namespace
