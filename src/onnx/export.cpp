@@ -140,6 +140,66 @@ void export_fake_quant(const Graph& g, const Node& n, onnx::GraphProto* gp,
   dn->add_output(out);
 }
 
+// Writes mixq.GroupNormalization as its opset-17 form: Reshape to [N, G, -1],
+// InstanceNormalization (each sample and group over its channels and positions), Reshape back,
+// then the per-channel scale and bias (opset 18's per-group values repeated over each group).
+void export_group_norm(const Graph& g, const Node& n, onnx::GraphProto* gp,
+                       std::set<std::string>& names) {
+  check(n.inputs.size() == 3 && g.is_constant(n.inputs[1]) && g.is_constant(n.inputs[2]), n.label(),
+        "GroupNormalization exports only with constant scale and bias");
+  const Value& xv = g.values[n.inputs[0]];
+  check(xv.shape_known && xv.shape.size() >= 2 && xv.shape[1] > 0, n.label(),
+        "GroupNormalization exports only with a known channel count");
+  const int64_t groups = n.get_int("num_groups", 0), c = xv.shape[1];
+  const bool per_channel = n.get_int("channel_affine", 1) == 1;
+  auto unique = [&](const std::string& s) {
+    std::string u = s;
+    while (names.count(u)) u += "_";
+    names.insert(u);
+    return u;
+  };
+  auto node = [&](const std::string& op, const std::vector<std::string>& in,
+                  const std::string& out) {
+    auto* p = gp->add_node();
+    p->set_op_type(op);
+    p->set_name(unique(n.name + "/" + op));
+    for (const auto& v : in) p->add_input(v);
+    p->add_output(out);
+    return p;
+  };
+  auto constant = [&](const std::string& name, const Tensor& t) {
+    const std::string u = unique(n.name + "/" + name);
+    fill_tensor(gp->add_initializer(), u, t);
+    return u;
+  };
+  // Per-channel affine values shaped [C, 1, ...] to broadcast over the positions.
+  auto per_channel_values = [&](const Tensor& t) {
+    Shape s(xv.shape.size() - 1, 1);
+    s[0] = c;
+    Tensor out(DType::f32, s);
+    for (int64_t ch = 0; ch < c; ++ch)
+      out.data<float>()[ch] =
+          static_cast<float>(t.get_double(per_channel ? ch : ch / (c / groups)));
+    return out;
+  };
+  const std::string x = xv.name, y = g.values[n.outputs[0]].name;
+  const std::string shape = unique(n.name + "/shape"), grouped = unique(n.name + "/grouped"),
+                    normed = unique(n.name + "/normed"), back = unique(n.name + "/ungrouped"),
+                    scaled = unique(n.name + "/scaled");
+  node("Shape", {x}, shape);
+  node("Reshape", {x, constant("group_shape", Tensor::from<int64_t>({3}, {0, groups, -1}))},
+       grouped);
+  auto* in =
+      node("InstanceNormalization",
+           {grouped, constant("ones", Tensor::from<float>({groups}, std::vector<float>(groups, 1))),
+            constant("zeros", Tensor(DType::f32, {groups}))},
+           normed);
+  fill_attribute(in->add_attribute(), "epsilon", n.get_float("epsilon", 1e-5f));
+  node("Reshape", {normed, shape}, back);
+  node("Mul", {back, constant("scale", per_channel_values(g.constant(n.inputs[1])))}, scaled);
+  node("Add", {scaled, constant("bias", per_channel_values(g.constant(n.inputs[2])))}, y);
+}
+
 }  // namespace
 
 void graph_to_model(const Graph& g, onnx::ModelProto& model, const ExportOptions& o) {
@@ -167,6 +227,10 @@ void graph_to_model(const Graph& g, onnx::ModelProto& model, const ExportOptions
   for (const auto& n : g.nodes) {
     if (n.domain == "mixq" && n.op_type == "FakeQuant") {
       export_fake_quant(g, n, gp, names);
+      continue;
+    }
+    if (n.domain == "mixq" && n.op_type == "GroupNormalization") {
+      export_group_norm(g, n, gp, names);
       continue;
     }
     check(n.domain.empty() || n.domain == "ai.onnx", n.label(),

@@ -49,7 +49,8 @@ ScoreRows score_rows(const Tensor& output) {
 
 OutputLoss default_loss(bool labelled, const Tensor& output) {
   if (labelled) return OutputLoss::cross_entropy;
-  return score_rows(output).width > 1 ? OutputLoss::kl : OutputLoss::mse;
+  const ScoreRows r = score_rows(output);
+  return r.rows == 1 && r.width > 1 ? OutputLoss::kl : OutputLoss::mse;
 }
 
 namespace {

@@ -26,7 +26,8 @@ struct ScoreRows {
 ScoreRows score_rows(const Tensor& output);
 
 // The loss when none is asked for: cross-entropy with labels; without, KL to the reference for
-// outputs of probability scores (a row wider than 1), else mean squared error.
+// class scores (one row per sample, [n, k] or [n, k, 1, 1]), else mean squared error (feature
+// maps, hidden states, per-position scores: --loss kl asks for KL over their last axis).
 OutputLoss default_loss(bool labelled, const Tensor& output);
 
 // Sum over the batch of each sample's loss. cross_entropy: one row per sample, labels[i] its

@@ -468,6 +468,85 @@ class Generator {
 
 }  // namespace
 
+// The U-Net of unet_like_graph: Conv + ReLU encoders, MaxPool down, GroupNormalization (opset
+// 21) at the bottom, Resize up (nearest first, then linear half_pixel), Concat skips.
+class UNet {
+ public:
+  UNet(uint64_t seed, int levels) : b_(21), seed_(static_cast<uint32_t>(seed)) {
+    b_.model().set_ir_version(10);
+    b_.input("x", {-1, 3, 16, 16}).output("y", {-1, 4, 16, 16});
+    b_.initializer("up", Tensor::from<float>({4}, {1, 1, 2, 2}));
+    std::vector<std::string> enc;
+    std::vector<int64_t> ch;
+    enc.push_back(relu(conv("x", 3, 8, "enc0")));
+    ch.push_back(8);
+    for (int l = 1; l < levels; ++l) {
+      ch.push_back(2 * ch.back());
+      enc.push_back(relu(conv(pool(enc.back(), "pool" + std::to_string(l)), ch[l - 1], ch[l],
+                              "enc" + std::to_string(l))));
+    }
+    const int64_t c = ch.back();
+    std::string m = conv(pool(enc.back(), "pool_mid"), c, c, "mid");
+    b_.initializer("gn.scale", normal({c}, 0.5));
+    b_.initializer("gn.bias", normal({c}, 0.2));
+    OnnxBuilder::attr(b_.node("GroupNormalization", {m, "gn.scale", "gn.bias"}, {"gn"}, "gn"),
+                      "num_groups", int64_t{4});
+    m = relu("gn");
+    int64_t mc = c;
+    for (int l = levels - 1; l >= 0; --l) {
+      const std::string up = "up" + std::to_string(l), cat = "cat" + std::to_string(l);
+      auto& r = b_.node("Resize", {m, "", "up"}, {up}, up);
+      string_attr(r, "mode", l == levels - 1 ? "nearest" : "linear");
+      if (l != levels - 1) string_attr(r, "coordinate_transformation_mode", "half_pixel");
+      OnnxBuilder::attr(b_.node("Concat", {up, enc[l]}, {cat}, cat), "axis", int64_t{1});
+      if (l == 0) {
+        conv(cat, mc + ch[0], 4, "out", "y");
+      } else {
+        m = relu(conv(cat, mc + ch[l], ch[l - 1], "dec" + std::to_string(l)));
+        mc = ch[l - 1];
+      }
+    }
+  }
+  std::string bytes() const { return b_.bytes(); }
+
+ private:
+  static void string_attr(onnx::NodeProto& n, const std::string& key, const std::string& v) {
+    auto* a = n.add_attribute();
+    a->set_name(key);
+    a->set_type(onnx::AttributeProto::STRING);
+    a->set_s(v);
+  }
+  Tensor normal(const Shape& s, double sd) {
+    std::mt19937_64 rng(seed_++);
+    std::normal_distribution<float> d(0.f, static_cast<float>(sd));
+    Tensor t(DType::f32, s);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
+    return t;
+  }
+  std::string conv(const std::string& in, int64_t cin, int64_t cout, const std::string& name,
+                   const std::string& out = "") {
+    b_.initializer(name + ".w", normal({cout, cin, 3, 3}, 1.0 / std::sqrt(9.0 * double(cin))));
+    b_.initializer(name + ".b", normal({cout}, 0.1));
+    const std::string y = out.empty() ? name : out;
+    auto& n = b_.node("Conv", {in, name + ".w", name + ".b"}, {y}, name);
+    OnnxBuilder::attr(n, "pads", std::vector<int64_t>{1, 1, 1, 1});
+    return y;
+  }
+  std::string relu(const std::string& in) {
+    b_.node("Relu", {in}, {in + ".relu"}, in + ".relu");
+    return in + ".relu";
+  }
+  std::string pool(const std::string& in, const std::string& name) {
+    auto& n = b_.node("MaxPool", {in}, {name}, name);
+    OnnxBuilder::attr(n, "kernel_shape", std::vector<int64_t>{2, 2});
+    OnnxBuilder::attr(n, "strides", std::vector<int64_t>{2, 2});
+    return name;
+  }
+
+  OnnxBuilder b_;
+  uint32_t seed_;
+};
+
 RandomGraph random_graph(uint64_t seed) {
   return Generator(seed).make();
 }
@@ -482,6 +561,18 @@ RandomGraph vit_like_graph(uint64_t seed, int blocks) {
 
 RandomGraph bert_like_graph(uint64_t seed, int blocks) {
   return Generator(seed).bert(blocks);
+}
+
+RandomGraph unet_like_graph(uint64_t seed, int levels) {
+  RandomGraph r;
+  r.onnx = UNet(seed, levels).bytes();
+  r.summary = "unet" + std::to_string(levels);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0.f, 1.f);
+  Tensor x(DType::f32, {2, 3, 16, 16});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = d(rng);
+  r.inputs.push_back(x);
+  return r;
 }
 
 }  // namespace mixq::test

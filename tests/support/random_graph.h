@@ -35,5 +35,9 @@ RandomGraph vit_like_graph(uint64_t seed, int blocks);
 // trailing padding masked), word and position embeddings, pre-norm blocks with the additive
 // attention mask; outputs 10-class logits from the first token and the hidden states [N, 8, 16].
 RandomGraph bert_like_graph(uint64_t seed, int blocks);
+// A U-Net at opset 21 (IR 10): input x [N, 3, 16, 16], `levels` (1..4) Conv + ReLU encoders
+// with MaxPool down, GroupNormalization (21) at the bottom, Resize up (nearest, then linear
+// half_pixel) and Concat skips; output y [N, 4, 16, 16]. Seeded weights.
+RandomGraph unet_like_graph(uint64_t seed, int levels);
 
 }  // namespace mixq::test
