@@ -150,7 +150,7 @@ open(D + '/notnpy.npz', 'wb').write(open(D + '/named.npz', 'rb').read().replace(
 }
 
 // tokens int64 [N, 4] -> embedding Gather [5, 3] -> mean over tokens, plus x [N, 3] -> [N, 2].
-Graph two_input_model() {
+test::OnnxBuilder two_input_builder() {
   test::OnnxBuilder b;
   b.input("tokens", {-1, 4}, onnx::TensorProto::INT64).input("x", {-1, 3}).output("y", {-1, 2});
   b.initializer("emb", Tensor::from<float>({5, 3}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3, 4, 5}));
@@ -161,7 +161,11 @@ Graph two_input_model() {
   test::OnnxBuilder::attr(m, "keepdims", int64_t{0});
   b.node("Add", {"m", "x"}, {"s"});
   b.node("MatMul", {"s", "w"}, {"y"});
-  return load_onnx_bytes(b.bytes(), "two_inputs");
+  return b;
+}
+
+Graph two_input_model() {
+  return load_onnx_bytes(two_input_builder().bytes(), "two_inputs");
 }
 
 TEST(ModelInputs, ArraysFeedInputsByNameWithNumpyConversions) {
@@ -208,19 +212,7 @@ TEST(ModelInputs, ArraysFeedInputsByNameWithNumpyConversions) {
 TEST(ModelInputs, CommandLineRefusesDataThatDoesNotFitInOneLine) {
   test::TempDir dir;
   const std::string model = dir.file("two.onnx");
-  {
-    test::OnnxBuilder b;  // the two-input model of the test above, as a file
-    b.input("tokens", {-1, 4}, onnx::TensorProto::INT64).input("x", {-1, 3}).output("y", {-1, 2});
-    b.initializer("emb", Tensor(DType::f32, {5, 3}));
-    b.initializer("w", Tensor(DType::f32, {3, 2}));
-    b.node("Gather", {"emb", "tokens"}, {"e"});
-    auto& m = b.node("ReduceMean", {"e"}, {"m"});
-    test::OnnxBuilder::attr(m, "axes", std::vector<int64_t>{1});
-    test::OnnxBuilder::attr(m, "keepdims", int64_t{0});
-    b.node("Add", {"m", "x"}, {"s"});
-    b.node("MatMul", {"s", "w"}, {"y"});
-    b.save(model);
-  }
+  two_input_builder().save(model);
   const Tensor ids(DType::i64, {6, 4}), x(DType::f32, {6, 3});
   auto npz = [&](const std::string& name, std::vector<std::pair<std::string, Tensor>> arrays) {
     write(dir.file(name), npz_bytes(arrays, false));

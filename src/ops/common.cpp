@@ -2,6 +2,13 @@
 
 namespace mixq {
 
+int64_t wrap_index(int64_t v, int64_t dim, const Node& node) {
+  const int64_t w = v < 0 ? v + dim : v;
+  check(w >= 0 && w < dim, node.label(),
+        "index " + std::to_string(v) + " out of range for a dimension of " + std::to_string(dim));
+  return w;
+}
+
 int64_t normalize_axis(int64_t axis, int64_t rank, const Node& node) {
   int64_t a = axis < 0 ? axis + rank : axis;
   check(a >= 0 && a < std::max<int64_t>(rank, 1), node.label(),

@@ -11,6 +11,8 @@ namespace mixq {
 
 // Maps a possibly negative axis into [0, rank); throws naming the node when out of range.
 int64_t normalize_axis(int64_t axis, int64_t rank, const Node& node);
+// Wraps a possibly negative index into [0, dim); Error naming the node when out of range.
+int64_t wrap_index(int64_t v, int64_t dim, const Node& node);
 // Numpy-style broadcast of two shapes; throws naming the node when incompatible.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const Node& node);
 // Strides of `s` seen as broadcast to rank `rank` shape `out` (0 where broadcast).

@@ -19,13 +19,6 @@
 namespace mixq {
 namespace {
 
-int64_t wrap(int64_t v, int64_t dim, const Node& node) {
-  const int64_t w = v < 0 ? v + dim : v;
-  check(w >= 0 && w < dim, node.label(),
-        "index " + std::to_string(v) + " out of range for a dimension of " + std::to_string(dim));
-  return w;
-}
-
 // A scalar (or one-element) integer input.
 int64_t scalar_int(const Tensor& t, const Node& node, const std::string& what) {
   check(t.numel() == 1 && t.rank() <= 1, node.label(),
@@ -235,7 +228,7 @@ class ScatterND final : public Kernel {
     std::vector<int64_t> offsets(static_cast<size_t>(tuples));
     for (int64_t t = 0; t < tuples; ++t) {
       int64_t off = 0;
-      for (int64_t j = 0; j < k; ++j) off += wrap(ids[t * k + j], x.dim(j), node_) * xs[j];
+      for (int64_t j = 0; j < k; ++j) off += wrap_index(ids[t * k + j], x.dim(j), node_) * xs[j];
       offsets[t] = off;
     }
     if (reduction_ == "none") {

@@ -11,14 +11,6 @@
 namespace mixq {
 namespace {
 
-// Wraps a possibly negative index into [0, dim) or throws.
-int64_t wrap_index(int64_t v, int64_t dim, const Node& node) {
-  const int64_t w = v < 0 ? v + dim : v;
-  check(w >= 0 && w < dim, node.label(),
-        "index " + std::to_string(v) + " out of range for a dimension of " + std::to_string(dim));
-  return w;
-}
-
 // Checks the gradient of output 0 against the forward's output and returns it.
 const Tensor& out_grad(const std::vector<const Tensor*>& out,
                        const std::vector<const Tensor*>& gout, const Node& node) {
