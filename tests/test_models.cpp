@@ -194,10 +194,10 @@ TEST(Models, TrainingFormOfAnImportedModel) {
   EXPECT_EQ(g.nodes.back().outputs.size(), 3u);
 }
 
-TEST(Models, DefaultFashionMnistModelReachesItsAccuracy) {
-  // The embedded default model (models/README.md): >= 92 % top-1 on Debian's Fashion-MNIST test
-  // set, with ONNX Runtime agreeing on its predictions.
-  const std::string model = test::repo_path("models/fmnist_default.onnx");
+// mixq's own Fashion-MNIST models (models/README.md): >= 92 % top-1 on Debian's test set, with
+// ONNX Runtime agreeing on the predictions.
+void expect_embedded_model_accuracy(const std::string& name) {
+  const std::string model = test::repo_path("models/" + name);
   MIXQ_SKIP_UNLESS_EXISTS(model);
   MIXQ_SKIP_UNLESS_EXISTS(std::string(kFashionMnistDir) + "/t10k-images-idx3-ubyte.gz");
   auto data = open_dataset("fmnist:test");
@@ -219,4 +219,12 @@ TEST(Models, DefaultFashionMnistModelReachesItsAccuracy) {
   std::cout << "first " << n << ": mixq " << mine.top1 * 100 << " %, ONNX Runtime "
             << peer["top1"].get<double>() << " %\n";
   EXPECT_NEAR(mine.top1 * 100, peer["top1"].get<double>(), 0.05 + 1e-9);
+}
+
+TEST(Models, DefaultFashionMnistModelReachesItsAccuracy) {
+  expect_embedded_model_accuracy("fmnist_default.onnx");
+}
+
+TEST(Models, MainJobResNet14ReachesItsAccuracy) {
+  expect_embedded_model_accuracy("fmnist_resnet14.onnx");
 }
