@@ -177,7 +177,8 @@ TEST_P(ModelKinds, RunAsOnnxRuntimeAndQuantizeFromUnlabelledNpz) {
     ASSERT_NE(lc, nullptr) << l.name;
     ASSERT_FALSE(lc->rows.empty()) << l.name << " left in float";
     matmuls += l.op_type == "MatMul";
-    bits += (bits.empty() ? "" : " ") + std::to_string(lc->rows[0].bits);
+    if (!bits.empty()) bits += ' ';
+    bits += std::to_string(lc->rows[0].bits);
   }
   EXPECT_GE(matmuls, GetParam().min_matmuls);  // two blocks: qkv, output, two MLP projections
   // The budget holds over the searched layers; the first and last stay at --edge-bits (8).

@@ -83,9 +83,18 @@ std::map<std::string, Tensor> run_peer_outputs(const std::string& model,
     const std::string path = dir.file("input" + std::to_string(k++));
     write_raw(path, t);
     std::string dims;
-    for (int64_t d : t.shape()) dims += (dims.empty() ? "" : ",") + std::to_string(d);
-    cmd += " '" + name + "=" + (t.dtype() == DType::i64 ? "int64" : "float32") + ":" + path + ":" +
-           dims + "'";
+    for (int64_t d : t.shape()) {
+      if (!dims.empty()) dims += ',';
+      dims += std::to_string(d);
+    }
+    // Appended piece by piece (GCC 12's false -Wrestrict on " " + temporary).
+    cmd += " '";
+    cmd += name;
+    cmd += t.dtype() == DType::i64 ? "=int64:" : "=float32:";
+    cmd += path;
+    cmd += ':';
+    cmd += dims;
+    cmd += '\'';
   }
   return parse_peer_outputs(cmd);
 }
