@@ -150,7 +150,7 @@ TEST_P(ModelKinds, RunAsOnnxRuntimeAndQuantizeFromUnlabelledNpz) {
   const auto r = run_command(
       kMixq + " quantize " + model + " --calib-data npz:" + dir.file("calib.npz") +
       " --data npz:" + dir.file("test.npz") +
-      " --budget 4bits --candidates w2,w4,w8 --samples 64 -o " + dir.file("out") + " 2>&1");
+      " --budget 4bits --candidates w2,w4,w4-msq1.5,w8 --samples 64 -o " + dir.file("out") + " 2>&1");
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   // Class scores are compared by KL, other outputs by mean squared error.
   EXPECT_NE(r.out.find(GetParam().classifier ? "predicted KL to the float model increase"
@@ -179,6 +179,12 @@ TEST_P(ModelKinds, RunAsOnnxRuntimeAndQuantizeFromUnlabelledNpz) {
     matmuls += l.op_type == "MatMul";
     if (!bits.empty()) bits += ' ';
     bits += std::to_string(lc->rows[0].bits);
+    // MSQ: some rows in another scheme (SP2) than the first.
+    for (const RowQuant& q : lc->rows)
+      if (q.scheme != lc->rows[0].scheme) {
+        bits += "m";
+        break;
+      }
   }
   EXPECT_GE(matmuls, GetParam().min_matmuls);  // two blocks: qkv, output, two MLP projections
   // The budget holds over the searched layers; the first and last stay at --edge-bits (8).
