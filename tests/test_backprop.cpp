@@ -5,7 +5,7 @@
 
 #include "ops/kernel.h"
 #include "support/gradcheck.h"
-#include "train/backprop.h"
+#include "runtime/backprop.h"
 
 using namespace mixq;
 using namespace mixq::test;

@@ -14,7 +14,7 @@
 #include "ops/kernel.h"
 #include "runtime/executor.h"
 #include "support/gradcheck.h"
-#include "train/backprop.h"
+#include "runtime/backprop.h"
 
 using namespace mixq;
 using namespace mixq::test;

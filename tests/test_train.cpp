@@ -10,7 +10,7 @@
 #include "support/onnx_builder.h"
 #include "train/augment.h"
 #include "train/checkpoint.h"
-#include "train/loss.h"
+#include "runtime/loss.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 

@@ -10,6 +10,7 @@
 #include "data/batch_iterator.h"
 #include "data/model_inputs.h"
 #include "runtime/finite.h"
+#include "runtime/loss.h"
 
 namespace mixq {
 
@@ -35,10 +36,7 @@ void Metrics::add(const Tensor& logits, const std::vector<int64_t>& labels,
     for (int64_t c = 0; c < k; ++c) higher += row[c] > row[y];
     top1_ += higher == 0;
     top5_ += higher < 5;
-    const float m = *std::max_element(row.begin(), row.end());
-    double sum = 0;
-    for (float v : row) sum += std::exp(static_cast<double>(v) - m);
-    loss_ += std::log(sum) + m - row[y];
+    loss_ += row_cross_entropy(row.data(), k, y);
   }
   n_ += static_cast<size_t>(n);
 }

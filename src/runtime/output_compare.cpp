@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "base/error.h"
+#include "runtime/loss.h"
 
 namespace mixq {
 
@@ -55,14 +56,6 @@ OutputLoss default_loss(bool labelled, const Tensor& output) {
 
 namespace {
 
-// log-sum-exp of a row, in double.
-double log_sum_exp(const float* row, int64_t k) {
-  const float m = *std::max_element(row, row + k);
-  double z = 0;
-  for (int64_t c = 0; c < k; ++c) z += std::exp(static_cast<double>(row[c]) - m);
-  return std::log(z) + m;
-}
-
 // KL(softmax(r) || softmax(p)) of one row.
 double row_kl(const float* p, const float* r, int64_t k) {
   const double lz = log_sum_exp(p, k), lzr = log_sum_exp(r, k);
@@ -87,8 +80,7 @@ double loss_sum(const Tensor& output, const std::vector<int64_t>& labels, const 
           "cross-entropy needs one row of class scores per sample, the output is " +
               shape_str(output.shape()));
     for (int64_t i = 0; i < sr.samples; ++i) {
-      const float* row = p + i * sr.width;
-      total += log_sum_exp(row, sr.width) - row[labels[i]];
+      total += row_cross_entropy(p + i * sr.width, sr.width, labels[i]);
     }
     return total;
   }

@@ -8,8 +8,8 @@
 #include "data/model_inputs.h"
 #include "quant/quantizer.h"
 #include "runtime/executor.h"
-#include "train/backprop.h"
-#include "train/loss.h"
+#include "runtime/backprop.h"
+#include "runtime/loss.h"
 
 namespace mixq {
 namespace {

@@ -9,7 +9,7 @@
 #include "data/model_inputs.h"
 #include "eval/evaluate.h"
 #include "runtime/finite.h"
-#include "train/loss.h"
+#include "runtime/loss.h"
 
 namespace mixq {
 namespace {

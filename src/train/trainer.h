@@ -25,7 +25,7 @@
 #include "data/dataset.h"
 #include "runtime/executor.h"
 #include "train/augment.h"
-#include "train/backprop.h"
+#include "runtime/backprop.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/params.h"

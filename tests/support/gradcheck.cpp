@@ -6,7 +6,7 @@
 
 #include "base/error.h"
 #include "runtime/executor.h"
-#include "train/backprop.h"
+#include "runtime/backprop.h"
 
 namespace mixq::test {
 namespace {

@@ -1,4 +1,4 @@
-#include "train/backprop.h"
+#include "runtime/backprop.h"
 
 #include "base/error.h"
 

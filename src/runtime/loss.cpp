@@ -1,4 +1,4 @@
-#include "train/loss.h"
+#include "runtime/loss.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,6 +6,22 @@
 #include "base/error.h"
 
 namespace mixq {
+
+namespace {
+
+// sum_c exp(row[c] - m), in double.
+double shifted_exp_sum(const float* row, int64_t k, float m) {
+  double z = 0;
+  for (int64_t c = 0; c < k; ++c) z += std::exp(static_cast<double>(row[c]) - m);
+  return z;
+}
+
+}  // namespace
+
+double log_sum_exp(const float* row, int64_t k) {
+  const float m = *std::max_element(row, row + k);
+  return std::log(shifted_exp_sum(row, k, m)) + m;
+}
 
 LossResult softmax_cross_entropy(const Tensor& logits, const std::vector<int64_t>& labels,
                                  Tensor* grad, const std::string& where) {
@@ -31,8 +47,7 @@ LossResult softmax_cross_entropy(const Tensor& logits, const std::vector<int64_t
           "label " + std::to_string(y) + " outside the model's " + std::to_string(k) + " outputs");
     const float* row = z + i * k;
     const float m = *std::max_element(row, row + k);
-    double sum = 0;
-    for (int64_t c = 0; c < k; ++c) sum += std::exp(static_cast<double>(row[c]) - m);
+    const double sum = shifted_exp_sum(row, k, m);
     total += std::log(sum) + m - row[y];
     int64_t higher = 0;
     for (int64_t c = 0; c < k; ++c) higher += row[c] > row[y];

@@ -1,4 +1,5 @@
-// Losses of training: softmax cross-entropy on logits, with the gradient the reverse pass starts
+// Softmax cross-entropy, the one definition evaluation, sensitivity, training and Hessian
+// estimates share: per row, and over a batch of logits with the gradient the reverse pass starts
 // from.
 #pragma once
 #include <cstdint>
@@ -8,6 +9,14 @@
 #include "tensor/tensor.h"
 
 namespace mixq {
+
+// log(sum_c exp(row[c])), in double, stable for any finite row.
+double log_sum_exp(const float* row, int64_t k);
+
+// -log softmax(row)[label].
+inline double row_cross_entropy(const float* row, int64_t k, int64_t label) {
+  return log_sum_exp(row, k) - row[label];
+}
 
 struct LossResult {
   double loss = 0;     // mean over the batch
