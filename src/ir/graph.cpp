@@ -1,6 +1,7 @@
 #include "ir/graph.h"
 
 #include <algorithm>
+#include <set>
 #include <unordered_map>
 
 #include "base/error.h"
@@ -229,6 +230,19 @@ std::string Graph::content_hash() const {
     }
   }
   return h.hex();
+}
+
+void Graph::name_unnamed_nodes() {
+  std::set<std::string> used;
+  for (const Node& n : nodes) used.insert(n.name);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    Node& n = nodes[i];
+    if (!n.name.empty()) continue;
+    std::string name = n.op_type + "_" + std::to_string(i);
+    while (used.count(name)) name += "_";
+    n.name = name;
+    used.insert(name);
+  }
 }
 
 }  // namespace mixq

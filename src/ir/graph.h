@@ -69,6 +69,8 @@ struct Graph {
   // Hash of what the graph computes: opset, inputs, outputs, nodes with their attributes, and
   // every constant's bytes (not `source`: the same model at another path hashes the same).
   std::string content_hash() const;
+  // Gives every unnamed node the stable name "<op>_<index>" so configs can refer to it.
+  void name_unnamed_nodes();
 };
 
 }  // namespace mixq

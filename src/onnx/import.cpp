@@ -25,7 +25,6 @@
 #include "onnx/inline_functions.h"
 #include "onnx/lower_opset.h"
 #include "passes/passes.h"
-#include "quant/layers.h"
 #include "runtime/finite.h"
 
 namespace mixq {
@@ -513,7 +512,7 @@ Graph graph_from_model(onnx::ModelProto& model, const std::string& where,
   g.sort();
   check_finite_weights(g, where);
   if (options.run_passes) run_default_passes(g);
-  name_unnamed_nodes(g);
+  g.name_unnamed_nodes();
   return g;
 }
 

@@ -6,19 +6,6 @@
 
 namespace mixq {
 
-void name_unnamed_nodes(Graph& g) {
-  std::set<std::string> used;
-  for (const Node& n : g.nodes) used.insert(n.name);
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    Node& n = g.nodes[i];
-    if (!n.name.empty()) continue;
-    std::string name = n.op_type + "_" + std::to_string(i);
-    while (used.count(name)) name += "_";
-    n.name = name;
-    used.insert(name);
-  }
-}
-
 std::vector<QuantLayer> find_quant_layers(const Graph& g) {
   std::vector<QuantLayer> layers;
   std::set<std::string> names;

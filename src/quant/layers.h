@@ -19,9 +19,7 @@ struct QuantLayer {
 };
 
 // In graph order. Node names must be unique among them (they are the configs' keys); unnamed
-// nodes are named "<op>_<index>" by name_unnamed_nodes() first.
+// nodes are named "<op>_<index>" by Graph::name_unnamed_nodes() first.
 std::vector<QuantLayer> find_quant_layers(const Graph& g);
-// Gives every unnamed node a stable name so configs can refer to it.
-void name_unnamed_nodes(Graph& g);
 
 }  // namespace mixq
