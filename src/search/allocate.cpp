@@ -93,6 +93,29 @@ std::vector<int> greedy(const IqpProblem& p, const SensitivityData& d, const Sea
   return {};
 }
 
+// The single-candidate space of a uniform fixed-point allocation.
+SearchSpace uniform_space(const SearchSpace& space, int bits) {
+  SearchSpace one = space;
+  one.candidates = {
+      CandidateSpec{std::string("w").append(std::to_string(bits)), bits, Scheme::fixed}};
+  return one;
+}
+
+// What each budget's linear cost gives for the chosen candidates.
+std::vector<BudgetUse> budget_use(const Graph& g, const SearchSpace& space,
+                                  const std::vector<int>& choice,
+                                  const std::vector<Budget>& budgets) {
+  std::vector<BudgetUse> out;
+  for (const Budget& b : budgets) {
+    const LinearBudget lb = linearize(b, g, space);
+    double sum = 0;
+    for (size_t s = 0; s < choice.size(); ++s)
+      sum += lb.costs[s * space.num_candidates() + choice[s]];
+    out.push_back({b, lb.value_of(b, sum), b.value});
+  }
+  return out;
+}
+
 }  // namespace
 
 Allocation allocate(const AllocInputs& in, AllocMethod method, const std::vector<Budget>& budgets,
@@ -111,9 +134,7 @@ Allocation allocate(const AllocInputs& in, AllocMethod method, const std::vector
       // The largest integer bit-width whose uniform assignment meets every budget.
       a.feasible = false;
       for (int bits = kMaxBits; bits >= kMinBits && !a.feasible; --bits) {
-        SearchSpace one = *in.space;
-        one.candidates = {
-            CandidateSpec{std::string("w").append(std::to_string(bits)), bits, Scheme::fixed}};
+        const SearchSpace one = uniform_space(*in.space, bits);
         bool ok = true;
         for (const Budget& b : budgets) {
           LinearBudget lb = linearize(b, *in.graph, one);
@@ -130,6 +151,9 @@ Allocation allocate(const AllocInputs& in, AllocMethod method, const std::vector
           a.choice.assign(in.space->num_searched(), static_cast<int>(c));
           a.predicted = objective(full, a.choice);
         }
+      if (a.feasible)
+        a.budget_use = budget_use(*in.graph, uniform_space(*in.space, a.uniform_bits),
+                                  std::vector<int>(in.space->num_searched(), 0), budgets);
       return a;
     }
     case AllocMethod::greedy:
@@ -159,6 +183,7 @@ Allocation allocate(const AllocInputs& in, AllocMethod method, const std::vector
   }
   a.predicted =
       a.choice.empty() ? std::numeric_limits<double>::quiet_NaN() : objective(full, a.choice);
+  if (a.feasible) a.budget_use = budget_use(*in.graph, *in.space, a.choice, budgets);
   return a;
 }
 
@@ -168,9 +193,7 @@ QuantConfig allocation_config(const AllocInputs& in, const Allocation& a) {
       in.sens->header.value("activations", nlohmann::json()), "sensitivity file");
   QuantConfig cfg;
   if (a.method == "uniform" && a.choice.empty()) {
-    SearchSpace one = *in.space;
-    one.candidates = {CandidateSpec{std::string("w").append(std::to_string(a.uniform_bits)),
-                                    a.uniform_bits, Scheme::fixed}};
+    const SearchSpace one = uniform_space(*in.space, a.uniform_bits);
     cfg = assignment_config(*in.graph, one, std::vector<int>(one.num_searched(), 0), &inputs);
   } else {
     cfg = assignment_config(*in.graph, *in.space, a.choice, &inputs);

@@ -22,6 +22,13 @@ enum class AllocMethod { uniform, greedy, diagonal, clado, clado_psd, hawq };
 AllocMethod parse_alloc_method(const std::string& name, const std::string& where);
 const char* alloc_method_name(AllocMethod m);
 
+// What an allocation uses of one budget, in the budget's unit (bits per weight, bytes, BOPs, ms).
+struct BudgetUse {
+  Budget budget;
+  double used = 0;
+  double limit = 0;
+};
+
 struct Allocation {
   std::string method;
   std::vector<int> choice;  // per searched layer; empty for uniform (see uniform_bits)
@@ -29,6 +36,7 @@ struct Allocation {
   double predicted = 0;     // x' Omega x with the measured Omega (NaN for uniform)
   IqpResult solver;         // IQP methods
   bool feasible = true;
+  std::vector<BudgetUse> budget_use;  // per budget, in the given order (feasible allocations)
 };
 
 struct AllocInputs {
