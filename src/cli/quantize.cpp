@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "base/data_files.h"
 #include "base/error.h"
 #include "base/file_io.h"
 #include "cli/commands.h"
@@ -45,7 +46,7 @@ struct QuantizeArgs {
 };
 
 // mixq's own model, trained by mixq train (models/README.md).
-const std::string kDefaultModel = std::string(MIXQ_SOURCE_DIR) + "/models/fmnist_default.onnx";
+const char* const kDefaultModel = "models/fmnist_default.onnx";
 
 // CLADO: sensitivities on the calibration data (checkpointed in the output folder, so an
 // interrupted run resumes) and the exact IQP under the budget.
@@ -71,14 +72,9 @@ QuantConfig clado_config(const QuantizeArgs& a, const Graph& g, const Activation
   std::cout << fmt::format("CLADO under {}: predicted {} increase {:.5f}, solver {} in {:.3f} s\n",
                            a.budget, loss_title(d.header.value("loss", "ce")), al.predicted,
                            to_string(al.solver.status), al.solver.seconds);
-  for (const Budget& b : budgets)
-    if (b.kind == Budget::Kind::latency_ms) {
-      const LinearBudget lb = linearize(b, g, space);
-      double ms = b.value - lb.bound;
-      for (size_t s = 0; s < al.choice.size(); ++s)
-        ms += lb.costs[s * space.num_candidates() + al.choice[s]];
-      std::cout << fmt::format("predicted latency {:.3f} ms on {}\n", ms, b.device);
-    }
+  for (const BudgetUse& u : al.budget_use)
+    if (u.budget.kind == Budget::Kind::latency_ms)
+      std::cout << fmt::format("predicted latency {:.3f} ms on {}\n", u.used, u.budget.device);
   QuantConfig cfg = allocation_config(in, al);
   cfg.info["allocation"] = {{"method", "clado"},
                             {"budget", a.budget},
@@ -168,7 +164,7 @@ void finetune(const QuantizeArgs& a, const Dataset& train, Graph& g, QuantConfig
 int run_quantize(QuantizeArgs a) {
   set_threads(a.threads);
   if (a.model.empty()) {  // the embedded default and Debian's Fashion-MNIST
-    a.model = kDefaultModel;
+    a.model = find_data_file(kDefaultModel);
     if (a.calib_spec.empty()) a.calib_spec = "fmnist:train";
     if (a.data.spec.empty()) a.data.spec = "fmnist:test";
   }
