@@ -20,5 +20,8 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/mixqConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/mixqConfig.cmake ${PROJECT_BINARY_DIR}/mixqConfigVersion.cmake
         DESTINATION ${MIXQ_CMAKE_DIR})
 
+# The prefix relative to the .pc file, so the installed tree can move (libdir may be multiarch).
+file(RELATIVE_PATH MIXQ_PC_TO_PREFIX /${CMAKE_INSTALL_LIBDIR}/pkgconfig /)
+string(REGEX REPLACE "/$" "" MIXQ_PC_TO_PREFIX "${MIXQ_PC_TO_PREFIX}")
 configure_file(cmake/mixq.pc.in ${PROJECT_BINARY_DIR}/mixq.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/mixq.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -8,5 +8,6 @@ bash scripts/install-deps.sh
 bash scripts/install-peer.sh
 bash scripts/build.sh
 ctest --test-dir build --output-on-failure -j 2
+bash scripts/check-install.sh
 bash scripts/sanitize.sh
 bash scripts/fuzz.sh 20

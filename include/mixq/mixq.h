@@ -128,7 +128,7 @@ struct LayerChoice {
 
 // How much of one budget an allocation uses.
 struct BudgetUse {
-  std::string budget;        // as given: "3bits", "1.5MB", "0.6ms@XC7Z020", ...
+  std::string budget;          // as given: "3bits", "1.5MB", "0.6ms@XC7Z020", ...
   double used = 0, limit = 0;  // in the budget's unit
 };
 
@@ -144,13 +144,14 @@ class Allocation {
 };
 
 // budgets: comma-separated, all met ("3bits,0.6ms@XC7Z020"); method: clado, diagonal, greedy,
-// uniform.
+// uniform. A bits budget is the average over the searched layers (Sensitivities::layers()); a
+// size, BOPs or latency budget covers the whole model, the layers kept at 8 bits included.
 Allocation allocate(const Sensitivities& sensitivities, const std::string& budgets,
                     const std::string& method = "clado");
 
 class QuantizedModel {
  public:
-  double average_weight_bits() const;
+  double average_weight_bits() const;  // over every quantized layer, the ones kept at 8 bits too
   double weight_bytes() const;
   std::string config_json() const;  // the per-layer config, as `mixq quantize` writes it
   void save_config(const std::string& path) const;

@@ -19,9 +19,13 @@
 
 namespace mixq::api {
 
-std::string version() { return MIXQ_VERSION; }
+std::string version() {
+  return MIXQ_VERSION;
+}
 
-std::string default_model_path() { return find_data_file("models/fmnist_default.onnx"); }
+std::string default_model_path() {
+  return find_data_file("models/fmnist_default.onnx");
+}
 
 // --- Model -----------------------------------------------------------------------------------
 
@@ -35,12 +39,6 @@ Model wrap(Graph g) {
   return m;
 }
 
-template <class T>
-const typename T::Impl& get(const T& value, const char* what) {
-  check(value.impl != nullptr, what, "used before it was made (default-constructed)");
-  return *value.impl;
-}
-
 std::vector<std::string> value_names(const Graph& g, const std::vector<int>& ids) {
   std::vector<std::string> names;
   for (int v : ids) names.push_back(g.values[v].name);
@@ -49,13 +47,17 @@ std::vector<std::string> value_names(const Graph& g, const std::vector<int>& ids
 
 }  // namespace
 
-Model Model::load(const std::string& path) { return wrap(load_onnx(path)); }
+Model Model::load(const std::string& path) {
+  return wrap(load_onnx(path));
+}
 
 Model Model::from_bytes(const std::string& bytes, const std::string& name) {
   return wrap(load_onnx_bytes(bytes, name));
 }
 
-std::string Model::source() const { return get(*this, "model").graph.source; }
+std::string Model::source() const {
+  return get(*this, "model").graph.source;
+}
 
 std::vector<std::string> Model::inputs() const {
   const Graph& g = get(*this, "model").graph;
@@ -88,7 +90,9 @@ Data wrap(std::shared_ptr<const Dataset> d) {
 
 }  // namespace
 
-Data Data::open(const std::string& spec) { return wrap(open_dataset(spec)); }
+Data Data::open(const std::string& spec) {
+  return wrap(open_dataset(spec));
+}
 
 Data Data::from_arrays(std::vector<std::pair<std::string, Array>> inputs,
                        std::vector<int64_t> labels, const std::string& name) {
@@ -113,18 +117,28 @@ Data Data::from_arrays(std::vector<std::pair<std::string, Array>> inputs,
   Tensor label_tensor;
   if (!labels.empty())
     label_tensor = Tensor::from<int64_t>({static_cast<int64_t>(labels.size())}, labels);
-  return wrap(std::make_shared<ArrayDataset>(std::move(names), std::move(arrays), label_tensor,
-                                             name));
+  return wrap(
+      std::make_shared<ArrayDataset>(std::move(names), std::move(arrays), label_tensor, name));
 }
 
-size_t Data::size() const { return get(*this, "data").dataset->size(); }
-bool Data::labelled() const { return get(*this, "data").dataset->labelled(); }
-std::string Data::description() const { return get(*this, "data").dataset->description(); }
+size_t Data::size() const {
+  return get(*this, "data").dataset->size();
+}
+bool Data::labelled() const {
+  return get(*this, "data").dataset->labelled();
+}
+std::string Data::description() const {
+  return get(*this, "data").dataset->description();
+}
 
 // --- Calibration -----------------------------------------------------------------------------
 
-int Calibration::activation_bits() const { return get(*this, "calibration").abits; }
-size_t Calibration::samples() const { return get(*this, "calibration").stats.samples; }
+int Calibration::activation_bits() const {
+  return get(*this, "calibration").abits;
+}
+size_t Calibration::samples() const {
+  return get(*this, "calibration").stats.samples;
+}
 
 Calibration calibrate(const Model& model, const Data& data, const CalibrateOptions& options) {
   check(options.activation_bits == 0 ||

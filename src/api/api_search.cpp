@@ -12,12 +12,6 @@ namespace mixq::api {
 
 namespace {
 
-template <class T>
-const typename T::Impl& get(const T& value, const char* what) {
-  check(value.impl != nullptr, what, "used before it was made (default-constructed)");
-  return *value.impl;
-}
-
 std::string join(const std::vector<std::string>& items) {
   std::string s;
   for (const std::string& i : items) s += (s.empty() ? "" : ",") + i;
@@ -42,7 +36,9 @@ std::vector<std::string> Sensitivities::candidates() const {
   return names;
 }
 
-double Sensitivities::base_loss() const { return get(*this, "sensitivities").data.L0(); }
+double Sensitivities::base_loss() const {
+  return get(*this, "sensitivities").data.L0();
+}
 
 std::vector<double> Sensitivities::single() const {
   const SensitivityData& d = get(*this, "sensitivities").data;
@@ -65,9 +61,8 @@ Sensitivities measure_sensitivities(const Model& model, const Calibration& calib
         "CLADO measures with activations quantized: calibrate with activation_bits 2..16");
   auto impl = std::make_shared<Sensitivities::Impl>();
   impl->calibration = calibration.impl;
-  impl->space = make_search_space(cal.model->graph,
-                                  parse_candidates(join(options.candidates), "candidates"), false,
-                                  cal.abits);
+  impl->space = make_search_space(
+      cal.model->graph, parse_candidates(join(options.candidates), "candidates"), false, cal.abits);
   mixq::SensitivityOptions o;
   o.samples = options.samples;
   o.seed = options.seed;
@@ -85,7 +80,9 @@ Sensitivities measure_sensitivities(const Model& model, const Calibration& calib
 
 // --- Allocation ------------------------------------------------------------------------------
 
-std::string Allocation::method() const { return get(*this, "allocation").allocation.method; }
+std::string Allocation::method() const {
+  return get(*this, "allocation").allocation.method;
+}
 
 std::vector<LayerChoice> Allocation::layers() const {
   const Impl& a = get(*this, "allocation");
@@ -126,7 +123,8 @@ Allocation allocate(const Sensitivities& sensitivities, const std::string& budge
     check_budget_feasible(b, s.calibration->model->graph, s.space, "budgets");
   impl->allocation =
       mixq::allocate(s.inputs(), parse_alloc_method(method, "method"), impl->budgets);
-  check(impl->allocation.feasible, "budgets", "no assignment of the candidates meets '" + budgets + "'");
+  check(impl->allocation.feasible, "budgets",
+        "no assignment of the candidates meets '" + budgets + "'");
   Allocation a;
   a.impl = std::move(impl);
   return a;

@@ -3,6 +3,7 @@
 #pragma once
 #include <memory>
 
+#include "base/error.h"
 #include "data/dataset.h"
 #include "ir/graph.h"
 #include "mixq/mixq.h"
@@ -45,5 +46,12 @@ struct QuantizedModel::Impl {
   std::shared_ptr<const Model::Impl> model;
   QuantConfig config;
 };
+
+// A value's state; a default-constructed value is an Error naming what it stands for.
+template <class T>
+const typename T::Impl& get(const T& value, const char* what) {
+  check(value.impl != nullptr, what, "used before it was made (default-constructed)");
+  return *value.impl;
+}
 
 }  // namespace mixq::api
