@@ -70,7 +70,8 @@ std::vector<int> assign_shards(const std::vector<double>& cost, int ranks);
 // settings. Counters add up, except seconds: the longest shard's.
 SensitivityData merge_shards(const std::vector<SensitivityData>& shards);
 
-// Versioned binary file: "MIXQOMG1", header JSON length + JSON, then per chunk the arrays.
+// Versioned binary file (docs/omega-format.md): "MIXQOMG1", header JSON length + JSON, then per
+// chunk the arrays.
 void save_sensitivity(const SensitivityData& d, const std::string& path);
 SensitivityData load_sensitivity(const std::string& path);
 std::string sensitivity_bytes(const SensitivityData& d);
