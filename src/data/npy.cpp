@@ -30,11 +30,8 @@ Descr parse_descr(const std::string& d, const std::string& where) {
   const std::string kind = d.substr(1);
   check(order == '<' || order == '>' || order == '|' || order == '=', where,
         "unsupported dtype '" + d + "'");
-  static const std::pair<const char*, DType> kTypes[] = {
-      {"f4", DType::f32}, {"f8", DType::f64}, {"i8", DType::i64}, {"i4", DType::i32},
-      {"i2", DType::i16}, {"i1", DType::i8},  {"u1", DType::u8},  {"b1", DType::boolean}};
-  for (const auto& [name, type] : kTypes)
-    if (kind == name) return {type, order == '>' && dtype_size(type) > 1};
+  for (const DTypeTraits& t : kDTypeTraits)
+    if (kind == t.npy) return {t.dtype, order == '>' && t.size > 1};
   throw Error(where, "unsupported dtype '" + d +
                          "' (mixq reads float32, float64, int8-64, uint8 and bool arrays)");
 }
@@ -207,33 +204,9 @@ std::vector<std::pair<std::string, Tensor>> read_npz(const std::string& path) {
 }
 
 std::string npy_bytes(const Tensor& t) {
-  const char* descr = nullptr;
-  switch (t.dtype()) {
-    case DType::f32:
-      descr = "<f4";
-      break;
-    case DType::f64:
-      descr = "<f8";
-      break;
-    case DType::i64:
-      descr = "<i8";
-      break;
-    case DType::i32:
-      descr = "<i4";
-      break;
-    case DType::i16:
-      descr = "<i2";
-      break;
-    case DType::i8:
-      descr = "|i1";
-      break;
-    case DType::u8:
-      descr = "|u1";
-      break;
-    case DType::boolean:
-      descr = "|b1";
-      break;
-  }
+  // Little-endian, or no byte order for single bytes.
+  const DTypeTraits& dt = dtype_traits(t.dtype());
+  const std::string descr = (dt.size > 1 ? "<" : "|") + std::string(dt.npy);
   std::string shape;
   for (size_t d = 0; d < t.rank(); ++d) shape += (d ? ", " : "") + std::to_string(t.dim(d));
   if (t.rank() == 1) shape += ",";  // Python's one-element tuple

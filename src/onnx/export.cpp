@@ -11,32 +11,10 @@
 namespace mixq {
 namespace {
 
-int onnx_dtype(DType t) {
-  using TP = onnx::TensorProto;
-  switch (t) {
-    case DType::f32:
-      return TP::FLOAT;
-    case DType::f64:
-      return TP::DOUBLE;
-    case DType::i64:
-      return TP::INT64;
-    case DType::i32:
-      return TP::INT32;
-    case DType::i16:
-      return TP::INT16;
-    case DType::i8:
-      return TP::INT8;
-    case DType::u8:
-      return TP::UINT8;
-    case DType::boolean:
-      return TP::BOOL;
-  }
-  return TP::UNDEFINED;
-}
 
 void fill_tensor(onnx::TensorProto* p, const std::string& name, const Tensor& t) {
   p->set_name(name);
-  p->set_data_type(onnx_dtype(t.dtype()));
+  p->set_data_type(dtype_traits(t.dtype()).onnx);
   for (int64_t d : t.shape()) p->add_dims(d);
   p->set_raw_data(std::string(static_cast<const char*>(t.raw()), t.nbytes()));
 }
@@ -44,7 +22,7 @@ void fill_tensor(onnx::TensorProto* p, const std::string& name, const Tensor& t)
 void fill_value_info(onnx::ValueInfoProto* vi, const Value& v) {
   vi->set_name(v.name);
   auto* tt = vi->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(onnx_dtype(v.dtype));
+  tt->set_elem_type(dtype_traits(v.dtype).onnx);
   if (!v.shape_known) return;
   auto* sh = tt->mutable_shape();
   for (int64_t d : v.shape) {

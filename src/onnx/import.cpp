@@ -31,28 +31,12 @@ namespace mixq {
 namespace {
 
 DType dtype_from_onnx(int t, const std::string& where) {
+  for (const DTypeTraits& d : kDTypeTraits)
+    if (d.onnx == t) return d.dtype;
   using TP = onnx::TensorProto;
-  switch (t) {
-    case TP::FLOAT:
-      return DType::f32;
-    case TP::DOUBLE:
-      return DType::f64;
-    case TP::INT64:
-      return DType::i64;
-    case TP::INT32:
-      return DType::i32;
-    case TP::INT16:
-      return DType::i16;
-    case TP::INT8:
-      return DType::i8;
-    case TP::UINT8:
-      return DType::u8;
-    case TP::BOOL:
-      return DType::boolean;
-    default:
-      throw Error(where, "unsupported tensor element type " +
-                             TP::DataType_Name(static_cast<TP::DataType>(t)));
-  }
+  throw Error(where, "unsupported tensor element type " +
+                         (TP::DataType_IsValid(t) ? TP::DataType_Name(static_cast<TP::DataType>(t))
+                                                  : std::to_string(t)));
 }
 
 template <class T, class Src>
@@ -199,32 +183,18 @@ Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& wher
     if (t.nbytes()) std::memcpy(t.raw(), proto.raw_data().data(), t.nbytes());
     return t;
   }
-  switch (dt) {
-    case DType::f32:
-      copy_typed<float>(t, proto.float_data(), where);
-      break;
-    case DType::f64:
-      copy_typed<double>(t, proto.double_data(), where);
-      break;
-    case DType::i64:
-      copy_typed<int64_t>(t, proto.int64_data(), where);
-      break;
-    case DType::i32:
-      copy_typed<int32_t>(t, proto.int32_data(), where);
-      break;
-    case DType::i16:
-      copy_typed<int16_t>(t, proto.int32_data(), where);
-      break;
-    case DType::i8:
-      copy_typed<int8_t>(t, proto.int32_data(), where);
-      break;
-    case DType::u8:
-      copy_typed<uint8_t>(t, proto.int32_data(), where);
-      break;
-    case DType::boolean:
-      copy_typed<bool>(t, proto.int32_data(), where);
-      break;
-  }
+  // Typed fields: float_data, double_data, int64_data, and int32_data for the narrower types.
+  visit_dtype(dt, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_same_v<T, float>)
+      copy_typed<T>(t, proto.float_data(), where);
+    else if constexpr (std::is_same_v<T, double>)
+      copy_typed<T>(t, proto.double_data(), where);
+    else if constexpr (std::is_same_v<T, int64_t>)
+      copy_typed<T>(t, proto.int64_data(), where);
+    else
+      copy_typed<T>(t, proto.int32_data(), where);
+  });
   return t;
 }
 

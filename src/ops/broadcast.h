@@ -42,11 +42,6 @@ inline bool dtype_in(unsigned types, DType t) {
   return (types & dtype_bit(t)) != 0;
 }
 
-template <class T>
-struct TypeTag {
-  using type = T;
-};
-
 namespace detail {
 template <unsigned Types, class T, class F>
 void visit_one(F& f) {

@@ -15,59 +15,11 @@
 namespace mixq {
 namespace {
 
-// Calls f(T{}) with the C++ type of dtype t.
-template <class F>
-void visit_dtype(DType t, F&& f) {
-  switch (t) {
-    case DType::f32:
-      f(float{});
-      return;
-    case DType::f64:
-      f(double{});
-      return;
-    case DType::i64:
-      f(int64_t{});
-      return;
-    case DType::i32:
-      f(int32_t{});
-      return;
-    case DType::i16:
-      f(int16_t{});
-      return;
-    case DType::i8:
-      f(int8_t{});
-      return;
-    case DType::u8:
-      f(uint8_t{});
-      return;
-    case DType::boolean:
-      f(bool{});
-      return;
-  }
-}
-
 // ONNX TensorProto.DataType codes of the types mixq has; others (float16, string, ...) have none.
 std::optional<DType> dtype_from_onnx_code(int64_t code) {
-  switch (code) {
-    case 1:
-      return DType::f32;
-    case 2:
-      return DType::u8;
-    case 3:
-      return DType::i8;
-    case 5:
-      return DType::i16;
-    case 6:
-      return DType::i32;
-    case 7:
-      return DType::i64;
-    case 9:
-      return DType::boolean;
-    case 11:
-      return DType::f64;
-    default:
-      return std::nullopt;
-  }
+  for (const DTypeTraits& t : kDTypeTraits)
+    if (t.onnx == code) return t.dtype;
+  return std::nullopt;
 }
 
 // ONNX Cast semantics: to bool is x != 0; float to integer truncates toward zero. Out-of-range
@@ -94,9 +46,9 @@ void cast_into(const Tensor& x, DType to, Tensor& y) {
   ensure(y, to, x.shape());
   const int64_t n = x.numel();
   visit_dtype(x.dtype(), [&](auto s) {
-    using S = decltype(s);
+    using S = typename decltype(s)::type;
     visit_dtype(to, [&](auto d) {
-      using D = decltype(d);
+      using D = typename decltype(d)::type;
       const S* src = static_cast<const S*>(x.raw());
       D* dst = static_cast<D*>(y.raw());
       for (int64_t i = 0; i < n; ++i) dst[i] = convert<D, S>(src[i]);
@@ -206,7 +158,7 @@ class Range final : public Kernel {
           "start, limit and delta must have one type");
     check(start.dtype() != DType::boolean, node_.label(), "bool is not a Range type");
     visit_dtype(start.dtype(), [&](auto tag) {
-      using T = decltype(tag);
+      using T = typename decltype(tag)::type;
       if constexpr (!std::is_same_v<T, bool>) run<T>(start, limit, delta, *out[0]);
     });
   }
@@ -330,7 +282,7 @@ class Dropout final : public Kernel {
     const int64_t n = x.numel();
     const uint8_t* keep = keep_.data();
     visit_dtype(x.dtype(), [&](auto tag) {
-      using T = decltype(tag);
+      using T = typename decltype(tag)::type;
       if constexpr (std::is_floating_point_v<T>) {
         const T* px = x.data<T>();
         T* py = y.data<T>();
@@ -348,7 +300,7 @@ class Dropout final : public Kernel {
     const DType mt = mask_bool_ ? DType::boolean : x.dtype();
     ensure(*out[1], mt, x.shape());
     visit_dtype(mt, [&](auto tag) {
-      using T = decltype(tag);
+      using T = typename decltype(tag)::type;
       T* p = static_cast<T*>(out[1]->raw());
       for (int64_t i = 0; i < x.numel(); ++i) p[i] = static_cast<T>(keep ? keep[i] : 1);
     });

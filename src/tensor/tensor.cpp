@@ -11,46 +11,6 @@
 
 namespace mixq {
 
-size_t dtype_size(DType t) {
-  switch (t) {
-    case DType::f64:
-    case DType::i64:
-      return 8;
-    case DType::f32:
-    case DType::i32:
-      return 4;
-    case DType::i16:
-      return 2;
-    case DType::i8:
-    case DType::u8:
-    case DType::boolean:
-      return 1;
-  }
-  return 1;
-}
-
-const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::f32:
-      return "float32";
-    case DType::f64:
-      return "float64";
-    case DType::i64:
-      return "int64";
-    case DType::i32:
-      return "int32";
-    case DType::i16:
-      return "int16";
-    case DType::i8:
-      return "int8";
-    case DType::u8:
-      return "uint8";
-    case DType::boolean:
-      return "bool";
-  }
-  return "?";
-}
-
 int64_t shape_numel(const Shape& s) {
   // Past 2^62 elements, element offsets and strides (products of the same dimensions) would
   // overflow; a zero dimension does not excuse the others, whose strides are still computed.
@@ -139,26 +99,10 @@ void Tensor::check_dtype(DType want) const {
 }
 
 double Tensor::get_double(int64_t i) const {
-  const void* p = raw();
-  switch (dtype_) {
-    case DType::f32:
-      return static_cast<const float*>(p)[i];
-    case DType::f64:
-      return static_cast<const double*>(p)[i];
-    case DType::i64:
-      return static_cast<double>(static_cast<const int64_t*>(p)[i]);
-    case DType::i32:
-      return static_cast<const int32_t*>(p)[i];
-    case DType::i16:
-      return static_cast<const int16_t*>(p)[i];
-    case DType::i8:
-      return static_cast<const int8_t*>(p)[i];
-    case DType::u8:
-      return static_cast<const uint8_t*>(p)[i];
-    case DType::boolean:
-      return static_cast<const bool*>(p)[i] ? 1.0 : 0.0;
-  }
-  return 0;
+  return visit_dtype(dtype_, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return static_cast<double>(static_cast<const T*>(raw())[i]);
+  });
 }
 
 int64_t Tensor::get_int(int64_t i) const {

@@ -9,9 +9,62 @@
 namespace mixq {
 
 enum class DType : uint8_t { f32, f64, i64, i32, i16, i8, u8, boolean };
+inline constexpr int kDTypeCount = 8;
 
-size_t dtype_size(DType t);
-const char* dtype_name(DType t);
+// One row per dtype, in enum order (ggml's type traits): what the importer, exporters and
+// readers need to know about a dtype, so none of them switches over DType on its own.
+struct DTypeTraits {
+  DType dtype;
+  const char* name;  // as ONNX spells it
+  size_t size;       // bytes per element
+  int onnx;          // onnx.TensorProto.DataType
+  const char* npy;   // NumPy's type code without the byte order ("f4")
+};
+inline constexpr DTypeTraits kDTypeTraits[kDTypeCount] = {
+    {DType::f32, "float32", 4, 1, "f4"}, {DType::f64, "float64", 8, 11, "f8"},
+    {DType::i64, "int64", 8, 7, "i8"},   {DType::i32, "int32", 4, 6, "i4"},
+    {DType::i16, "int16", 2, 5, "i2"},   {DType::i8, "int8", 1, 3, "i1"},
+    {DType::u8, "uint8", 1, 2, "u1"},    {DType::boolean, "bool", 1, 9, "b1"},
+};
+constexpr const DTypeTraits& dtype_traits(DType t) { return kDTypeTraits[static_cast<int>(t)]; }
+static_assert(
+    [] {
+      for (int i = 0; i < kDTypeCount; ++i)
+        if (static_cast<int>(kDTypeTraits[i].dtype) != i) return false;
+      return true;
+    }(),
+    "kDTypeTraits rows follow the DType enum");
+constexpr size_t dtype_size(DType t) { return dtype_traits(t).size; }
+constexpr const char* dtype_name(DType t) { return dtype_traits(t).name; }
+
+template <class T>
+struct TypeTag {
+  using type = T;
+};
+
+// Calls f(TypeTag<T>{}) with the C++ type of t: the one switch from a dtype to its type.
+template <class F>
+decltype(auto) visit_dtype(DType t, F&& f) {
+  switch (t) {
+    case DType::f32:
+      return f(TypeTag<float>{});
+    case DType::f64:
+      return f(TypeTag<double>{});
+    case DType::i64:
+      return f(TypeTag<int64_t>{});
+    case DType::i32:
+      return f(TypeTag<int32_t>{});
+    case DType::i16:
+      return f(TypeTag<int16_t>{});
+    case DType::i8:
+      return f(TypeTag<int8_t>{});
+    case DType::u8:
+      return f(TypeTag<uint8_t>{});
+    case DType::boolean:
+      break;
+  }
+  return f(TypeTag<bool>{});
+}
 
 template <class T>
 constexpr DType dtype_of();
