@@ -18,6 +18,7 @@
 #include "passes/shape_info.h"
 #include "runtime/executor.h"
 #include "support/paths.h"
+#include "support/op_runner.h"
 
 using namespace mixq;
 using namespace mixq::test;
@@ -25,14 +26,6 @@ using namespace mixq::test;
 namespace {
 
 using Ints = std::vector<int64_t>;
-
-Tensor random_tensor(const Shape& s, uint32_t seed, float sd = 1) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0, sd);
-  Tensor t(DType::f32, s);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = g(rng);
-  return t;
-}
 
 // Builds graphs node by node. Intermediate shapes are left unknown, as ONNX shape inference
 // often leaves them, so the optimiser has to find them out.
@@ -50,7 +43,7 @@ struct Builder {
     return v;
   }
   int weight(const std::string& name, const Shape& shape, uint32_t seed, float sd = 0.3f) {
-    return g.add_constant(name, random_tensor(shape, seed, sd));
+    return g.add_constant(name, normal_f32(shape, seed, sd));
   }
   int ints(const std::string& name, const Ints& v) {
     return g.add_constant(name, Tensor::from<int64_t>({static_cast<int64_t>(v.size())}, v));
@@ -267,7 +260,7 @@ TEST(PassesFuse, LeavesWhatCannotBeFused) {
   EXPECT_EQ(count_ops(f, "Add"), 3);
   EXPECT_EQ(count_ops(f, "Relu"), 2);
   EXPECT_EQ(producer_of(f, "r2")->op_type, "Conv");
-  std::vector<Tensor> in{random_tensor({2, 4, 6, 6}, 1), random_tensor({2, 4, 1, 1}, 2)};
+  std::vector<Tensor> in{normal_f32({2, 4, 6, 6}, 1), normal_f32({2, 4, 1, 1}, 2)};
   expect_all_agree(g, in, "unfusable graph");
 }
 
@@ -298,7 +291,7 @@ TEST(PassesLayout, ChainRunsChannelsLastWithTransposesOnlyAtItsEnds) {
   EXPECT_FALSE(res.channels_last[o.find_value("flat")]);
   // The value keeps its name and its static shape follows the data.
   EXPECT_EQ(o.values[o.find_value("x_nhwc")].shape, (Shape{-1, 8, 8, 3}));
-  expect_all_agree(g, {random_tensor({2, 3, 8, 8}, 7)}, "NHWC chain");
+  expect_all_agree(g, {normal_f32({2, 3, 8, 8}, 7)}, "NHWC chain");
 }
 
 TEST(PassesLayout, EveryChannelsLastOpAgreesWithTheReference) {
@@ -335,7 +328,7 @@ TEST(PassesLayout, EveryChannelsLastOpAgreesWithTheReference) {
   EXPECT_FALSE(ex.channels_last(o.find_value("avg")));  // a graph output
   // In: x and shift; out: avg (a graph output read on by the conv) and gmax.
   EXPECT_EQ(count_ops(o, "Transpose"), 4);
-  expect_all_agree(g, {random_tensor({2, 4, 9, 9}, 71), random_tensor({1, 4, 1, 1}, 72)},
+  expect_all_agree(g, {normal_f32({2, 4, 9, 9}, 71), normal_f32({1, 4, 1, 1}, 72)},
                    "channels-last ops");
 }
 
@@ -354,7 +347,7 @@ TEST(PassesLayout, NonLayoutOpInterruptsTheChain) {
   EXPECT_EQ(producer_of(o, "softmax")->get_string("mixq_layout", ""), "");
   EXPECT_TRUE(ex.channels_last(o.find_value("c1")));
   EXPECT_FALSE(ex.channels_last(o.find_value("softmax")));
-  expect_all_agree(g, {random_tensor({2, 3, 6, 6}, 8)}, "interrupted chain");
+  expect_all_agree(g, {normal_f32({2, 3, 6, 6}, 8)}, "interrupted chain");
 }
 
 TEST(PassesLayout, GraphOutputsKeepNameAndLayoutWhileTheChainGoesOn) {
@@ -375,7 +368,7 @@ TEST(PassesLayout, GraphOutputsKeepNameAndLayoutWhileTheChainGoesOn) {
   // The per-channel Mul runs NHWC (its [1,C,1,1] operand transposed) and the user's Transpose
   // reads the NHWC data with the composed (here identity) permutation.
   EXPECT_EQ(producer_of(o, "to_nhwc")->get_ints("perm"), (Ints{0, 1, 2, 3}));
-  expect_all_agree(g, {random_tensor({2, 3, 6, 6}, 12)}, "outputs in the chain");
+  expect_all_agree(g, {normal_f32({2, 3, 6, 6}, 12)}, "outputs in the chain");
 }
 
 TEST(PassesLayout, SliceAndPadInBothOpsetForms) {
@@ -400,7 +393,7 @@ TEST(PassesLayout, SliceAndPadInBothOpsetForms) {
     Executor ex(g, Impl::fast, true);
     EXPECT_EQ(count_ops(ex.graph(), "Transpose"), 2) << "opset " << opset;
     EXPECT_TRUE(ex.channels_last(ex.graph().find_value("pad"))) << "opset " << opset;
-    expect_all_agree(g, {random_tensor({3, 4, 7, 9}, 13)}, "opset " + std::to_string(opset));
+    expect_all_agree(g, {normal_f32({3, 4, 7, 9}, 13)}, "opset " + std::to_string(opset));
   }
 }
 
@@ -471,13 +464,13 @@ TEST(PassesBatchRows, OpsThatMixRowsStopSlicing) {
     EXPECT_EQ(ex.batch_slice_rows(), 0) << c.what;
     if (std::string(c.what).find("Slice") != std::string::npos ||
         std::string(c.what).find("Softmax") != std::string::npos)
-      expect_all_agree(g, {random_tensor({5, 4, 6, 6}, 80)}, c.what);
+      expect_all_agree(g, {normal_f32({5, 4, 6, 6}, 80)}, c.what);
   }
 }
 
 TEST(ExecutorOpt, BatchSlicesAgreeWithTheWholeBatch) {
   Graph g = small_resnet();
-  Tensor x = random_tensor({200, 3, 8, 8}, 90);
+  Tensor x = normal_f32({200, 3, 8, 8}, 90);
   Tensor whole;
   {
     OmpThreads one(1);  // one thread: no slices
@@ -491,7 +484,7 @@ TEST(ExecutorOpt, BatchSlicesAgreeWithTheWholeBatch) {
   expect_close(whole, run(g, Impl::reference, false, {x})[0], "whole vs reference");
   // Slices of other sizes, twice (buffers reused), and a batch of two: one row per thread.
   for (int64_t n : {130, 130, 2}) {
-    Tensor xn = random_tensor({n, 3, 8, 8}, 91 + static_cast<uint32_t>(n));
+    Tensor xn = normal_f32({n, 3, 8, 8}, 91 + static_cast<uint32_t>(n));
     expect_close(ex.run({xn})[0], run(g, Impl::fast, false, {xn})[0], "batch " + std::to_string(n));
   }
 }
@@ -506,7 +499,7 @@ TEST(ExecutorOpt, ResidualBlocksAgreeAtEveryBatchSize) {
   EXPECT_EQ(count_ops(ex.graph(), "Transpose"), 2);
   EXPECT_EQ(count_ops(ex.graph(), "Add"), 0);
   for (int64_t n : {1, 2, 5})
-    expect_all_agree(g, {random_tensor({n, 3, 8, 8}, 20 + n)}, "batch " + std::to_string(n));
+    expect_all_agree(g, {normal_f32({n, 3, 8, 8}, 20 + n)}, "batch " + std::to_string(n));
 }
 
 TEST(ExecutorOpt, ReferenceNeverOptimisesAndTheInputGraphIsUntouched) {
@@ -549,7 +542,7 @@ TEST(ExecutorOpt, InPlaceSumOnlyWhenNothingElseNeedsTheValue) {
               (std::map<std::string, bool>{
                   {"b1.conv2", true}, {"b2.conv2", false}, {"b3.conv2", true}, {"c4", false}}));
     // Outputs returned by one run survive the next run.
-    Tensor x1 = random_tensor({5, 4, 6, 6}, 30), x2 = random_tensor({5, 4, 6, 6}, 31);
+    Tensor x1 = normal_f32({5, 4, 6, 6}, 30), x2 = normal_f32({5, 4, 6, 6}, 31);
     auto first = ex.run({x1});
     const std::vector<Tensor> first_copy{first[0].clone(), first[1].clone()};
     for (int k = 0; k < 2; ++k) {
@@ -580,7 +573,7 @@ TEST(ExecutorOpt, InPlaceSumLeavesAViewedBufferAlone) {
     // Precondition of the test: the fast Reshape returns a view.
     Executor plain(g, Impl::fast);
     auto env = plain.environment();
-    env[g.inputs[0]] = random_tensor({2, 4, 16}, 40);
+    env[g.inputs[0]] = normal_f32({2, 4, 16}, 40);
     plain.run_range(env);
     ASSERT_EQ(env[view].raw(), env[r0].raw());
   }
@@ -593,7 +586,7 @@ TEST(ExecutorOpt, InPlaceSumLeavesAViewedBufferAlone) {
     ASSERT_EQ(fused->op_type, "Conv");
     EXPECT_TRUE(ex.sums_in_place(fused - o.nodes.data()));  // statically allowed...
     for (int k = 0; k < 2; ++k) {                           // ...but refused at run time
-      Tensor in = random_tensor({4, 4, 16}, 41 + k);
+      Tensor in = normal_f32({4, 4, 16}, 41 + k);
       auto got = ex.run({in});
       auto want = run(g, Impl::reference, false, {in});
       for (size_t i = 0; i < 2; ++i) expect_close(got[i], want[i], "output " + std::to_string(i));
@@ -619,7 +612,7 @@ TEST(ExecutorOpt, InPlaceSumNeverWritesIntoGraphInputsOrOutputs) {
       ASSERT_EQ(n->get_int("mixq_sum", 0), 1) << name;
       EXPECT_FALSE(ex.sums_in_place(n - o.nodes.data())) << name;
     }
-    Tensor in = random_tensor({3, 4, 16}, 44);
+    Tensor in = normal_f32({3, 4, 16}, 44);
     const Tensor in_copy = in.clone();
     auto got = ex.run({in});
     auto want = run(g, Impl::reference, false, {in_copy});
@@ -655,7 +648,7 @@ TEST(ExecutorOpt, InPlaceSumIntoAConvThatFusesAfterThePrimitive) {
       }
     ASSERT_EQ(fused, 1);
     for (int k = 0; k < 2; ++k) {
-      Tensor in = random_tensor({3, 4, 6, 6}, 72 + k);
+      Tensor in = normal_f32({3, 4, 6, 6}, 72 + k);
       expect_close(ex.run({in})[0], run(g, Impl::reference, false, {in})[0],
                    "run " + std::to_string(k));
     }
@@ -666,7 +659,7 @@ TEST(ExecutorOpt, NodeRangesRunFromCachedActivations) {
   Graph g = small_resnet();
   Executor ex(g, Impl::fast, true);
   const Graph& o = ex.graph();
-  Tensor x = random_tensor({3, 3, 8, 8}, 50);
+  Tensor x = normal_f32({3, 3, 8, 8}, 50);
   auto env = ex.environment();
   env[o.inputs[0]] = x;
   ex.run_range(env);
@@ -687,7 +680,7 @@ TEST(ExecutorOpt, NodeRangesRunFromCachedActivations) {
   }
   // Weights swapped by name in the environment are what the optimised graph uses.
   const std::string w = "b2.conv2.w";
-  Tensor nw = random_tensor(g.constant(g.find_value(w)).shape(), 51, 0.3f);
+  Tensor nw = normal_f32(g.constant(g.find_value(w)).shape(), 51, 0.3f);
   env[o.find_value(w)] = nw;
   ex.run_range(env);
   Graph changed = g;
@@ -710,14 +703,14 @@ TEST(ExecutorOpt, ResNet20AgreesWithUnoptimisedAndReference) {
   EXPECT_EQ(in_place, 9);
   EXPECT_EQ(o.values[o.outputs[0]].name, "logits");
   EXPECT_EQ(ex.batch_slice_rows(), 16);  // 1 MiB / (16 x 32 x 32 floats)
-  Tensor x = random_tensor({2, 3, 32, 32}, 60);
+  Tensor x = normal_f32({2, 3, 32, 32}, 60);
   auto got = ex.run({x});
   auto plain = run(g, Impl::fast, false, {x});
   auto ref = run(g, Impl::reference, false, {x});
   expect_close(got[0], ref[0], "optimised vs reference");
   expect_close(plain[0], ref[0], "plain vs reference");
   // Twice more, at another batch size, through the in-place buffers.
-  Tensor x5 = random_tensor({5, 3, 32, 32}, 61);
+  Tensor x5 = normal_f32({5, 3, 32, 32}, 61);
   for (int k = 0; k < 2; ++k)
     expect_close(ex.run({x5})[0], run(g, Impl::fast, false, {x5})[0], "batch 5");
 }

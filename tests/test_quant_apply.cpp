@@ -13,26 +13,19 @@
 #include "quant/calibrate.h"
 #include "runtime/executor.h"
 #include "support/onnx_builder.h"
+#include "support/op_runner.h"
 
 using namespace mixq;
 using namespace mixq::test;
 
 namespace {
 
-Tensor random_tensor(const Shape& s, uint32_t seed, float sd = 1) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0, sd);
-  Tensor t(DType::f32, s);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = g(rng);
-  return t;
-}
-
 // x[N,2,5,5] -> Conv(3 filters 3x3) -> Relu -> Flatten -> MatMul([27, 4] weight)
 Graph tiny_graph() {
   OnnxBuilder b;
   b.input("x", {-1, 2, 5, 5}).output("y", {-1, 4});
-  b.initializer("w", random_tensor({3, 2, 3, 3}, 1, 0.3f));
-  b.initializer("m", random_tensor({27, 4}, 2, 0.2f));
+  b.initializer("w", normal_f32({3, 2, 3, 3}, 1, 0.3f));
+  b.initializer("m", normal_f32({27, 4}, 2, 0.2f));
   b.node("Conv", {"x", "w"}, {"c"}, "conv");
   b.node("Relu", {"c"}, {"r"}, "relu");
   b.node("Flatten", {"r"}, {"f"}, "flatten");
@@ -80,7 +73,7 @@ TEST(QuantApply, ForwardEqualsIndependentComputation) {
   const QuantConfig cfg = mixed_config(4);
   const LayerConfig &conv = cfg.layers[0], &fc = cfg.layers[1];
   Graph q = apply_quant(g, cfg);
-  Tensor x = random_tensor({2, 2, 5, 5}, 3);
+  Tensor x = normal_f32({2, 2, 5, 5}, 3);
   Tensor got = Executor(q).run({x})[0];
 
   // Independent: quantize each weight element to its row's level set by brute force, fake
@@ -135,7 +128,7 @@ TEST(QuantApply, QdqFormRunsTheSameValuesFromIntegerCodes) {
   ASSERT_EQ(codes.size(), 2u);
   EXPECT_EQ(codes["w/q/DequantizeLinear"], DType::i8);
   EXPECT_EQ(codes["m/q/DequantizeLinear"], DType::i32);
-  const Tensor x = random_tensor({2, 2, 5, 5}, 3);
+  const Tensor x = normal_f32({2, 2, 5, 5}, 3);
   const Tensor want = Executor(fq, Impl::reference).run({x})[0];
   const Tensor got = Executor(qdq, Impl::reference).run({x})[0];
   TempDir dir;

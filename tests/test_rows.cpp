@@ -17,6 +17,7 @@
 #include "runtime/executor.h"
 #include "support/cli_check.h"
 #include "support/onnx_builder.h"
+#include "support/op_runner.h"
 
 using namespace mixq;
 using namespace mixq::test;
@@ -25,17 +26,9 @@ namespace {
 
 const std::string kMixq = MIXQ_BINARY;
 
-Tensor random_tensor(const Shape& s, uint32_t seed, float sd = 1) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0, sd);
-  Tensor t(DType::f32, s);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = g(rng);
-  return t;
-}
-
 // Rows of [rows, k] with different spreads (row r scaled by 0.2 + (r * 7 % rows) / rows).
 Tensor spread_rows(int64_t rows, int64_t k, uint32_t seed) {
-  Tensor t = random_tensor({rows, k}, seed);
+  Tensor t = normal_f32({rows, k}, seed);
   for (int64_t r = 0; r < rows; ++r) {
     const float s = 0.2f + static_cast<float>(r * 7 % rows) / static_cast<float>(rows);
     for (int64_t i = 0; i < k; ++i) t.data<float>()[r * k + i] *= s;
@@ -90,7 +83,7 @@ OnnxBuilder three_layer_model() {
   b.input("x", {-1, 1, 6, 6}).output("y", {-1, 10});
   b.initializer("w1", spread_rows(8, 9, 11).reshaped({8, 1, 3, 3}));
   b.initializer("w2", spread_rows(12, 72, 12).reshaped({12, 8, 3, 3}));
-  b.initializer("fc_w", random_tensor({10, 12}, 13, 0.3f));
+  b.initializer("fc_w", normal_f32({10, 12}, 13, 0.3f));
   b.node("Conv", {"x", "w1"}, {"c1"}, "conv1");
   b.node("Relu", {"c1"}, {"r1"}, "relu1");
   b.node("Conv", {"r1", "w2"}, {"c2"}, "conv2");
@@ -153,7 +146,7 @@ TEST(RowsSplit, ExactCounts) {
     MsqOptions o;
     o.ratio = c.ratio;
     o.high_share = c.share;
-    auto rows = msq_rows(random_tensor({c.rows, 18}, 7), 4, o, ScaleMethod::mse);
+    auto rows = msq_rows(normal_f32({c.rows, 18}, 7), 4, o, ScaleMethod::mse);
     const Counts n = count(rows, 4);
     EXPECT_EQ(n.fixed, c.fixed) << c.rows << " rows 1:" << c.ratio << " share " << c.share;
     EXPECT_EQ(n.shift, c.shift) << c.rows << " rows 1:" << c.ratio << " share " << c.share;
@@ -280,7 +273,7 @@ TEST(RowsApply, MixedLayerEqualsPerRowComputation) {
     ASSERT_EQ(c.shift, 6);
     ASSERT_EQ(c.fixed, 4);
     Graph q = apply_quant(g, cfg);
-    Tensor x = random_tensor({3, 20}, 32);
+    Tensor x = normal_f32({3, 20}, 32);
     Tensor got = Executor(q).run({x})[0];
     ASSERT_EQ(got.shape(), (Shape{3, 12}));
     for (int64_t s = 0; s < 3; ++s)

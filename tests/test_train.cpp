@@ -1,4 +1,4 @@
-// Training building blocks: loss and its gradient, optimizer steps against hand-computed values,
+// Training building blocks: optimizer steps against hand-computed values,
 // learning-rate schedules, augmentation, checkpoint files.
 #include <gtest/gtest.h>
 
@@ -10,7 +10,6 @@
 #include "support/onnx_builder.h"
 #include "train/augment.h"
 #include "train/checkpoint.h"
-#include "runtime/loss.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 
@@ -27,53 +26,6 @@ Tensor random_f32(const Shape& shape, uint64_t seed, double sd = 1.0) {
 }
 
 }  // namespace
-
-TEST(TrainLoss, CrossEntropyValueOnKnownLogits) {
-  // Row 0: uniform logits -> ln 3. Row 1: label has the max -> correct.
-  Tensor z = Tensor::from<float>({2, 3}, {0, 0, 0, 1, 3, 2});
-  LossResult r = softmax_cross_entropy(z, {1, 1}, nullptr);
-  const double row1 = std::log(std::exp(1.0) + std::exp(3.0) + std::exp(2.0)) - 3.0;
-  EXPECT_NEAR(r.loss, (std::log(3.0) + row1) / 2, 1e-12);
-  EXPECT_EQ(r.correct, 2u);  // ties favour the label, as eval counts top-1
-}
-
-TEST(TrainLoss, GradientMatchesFiniteDifferences) {
-  const Shape shape = {5, 7};
-  Tensor z = random_f32(shape, 3, 2.0);
-  std::vector<int64_t> labels = {0, 6, 3, 3, 1};
-  Tensor g;
-  softmax_cross_entropy(z, labels, &g);
-  ASSERT_EQ(g.shape(), shape);
-  double worst = 0;
-  for (int64_t i = 0; i < z.numel(); ++i) {
-    const float h = 1e-2f;
-    Tensor zp = z.clone(), zm = z.clone();
-    zp.data<float>()[i] += h;
-    zm.data<float>()[i] -= h;
-    const double dh = static_cast<double>(zp.data<float>()[i]) - zm.data<float>()[i];
-    const double num = (softmax_cross_entropy(zp, labels, nullptr).loss -
-                        softmax_cross_entropy(zm, labels, nullptr).loss) /
-                       dh;
-    const double ana = g.data<float>()[i];
-    worst =
-        std::max(worst, std::fabs(num - ana) / std::max({std::fabs(num), std::fabs(ana), 1e-3}));
-  }
-  std::cout << "max rel error " << worst << "\n";
-  EXPECT_LT(worst, 1e-3);
-  // Each row of the gradient sums to zero (softmax minus one-hot).
-  for (int64_t i = 0; i < shape[0]; ++i) {
-    double s = 0;
-    for (int64_t c = 0; c < shape[1]; ++c) s += g.data<float>()[i * shape[1] + c];
-    EXPECT_NEAR(s, 0, 1e-6);
-  }
-}
-
-TEST(TrainLoss, RejectsBadLabelsAndShapes) {
-  Tensor z = Tensor::from<float>({2, 3}, {0, 0, 0, 0, 0, 0});
-  EXPECT_THROW(softmax_cross_entropy(z, {0, 3}, nullptr), Error);
-  EXPECT_THROW(softmax_cross_entropy(z, {0}, nullptr), Error);
-  EXPECT_THROW(softmax_cross_entropy(z, {-1, 0}, nullptr), Error);
-}
 
 namespace {
 

@@ -69,6 +69,14 @@ Tensor random_f32(const Shape& s, std::mt19937& rng, float lo, float hi) {
   return t;
 }
 
+Tensor normal_f32(const Shape& s, uint32_t seed, float sd) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0, sd);
+  Tensor t(DType::f32, s);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = g(rng);
+  return t;
+}
+
 void expect_close(const Tensor& got, const Tensor& want, double rtol, double atol) {
   ASSERT_EQ(got.dtype(), want.dtype());
   ASSERT_EQ(shape_str(got.shape()), shape_str(want.shape()));

@@ -39,6 +39,8 @@ inline Tensor f32(Shape s, std::vector<float> v) {
 
 // Uniform values in [lo, hi).
 Tensor random_f32(const Shape& s, std::mt19937& rng, float lo, float hi);
+// Normal values (mean 0, standard deviation sd) from mt19937(seed).
+Tensor normal_f32(const Shape& s, uint32_t seed, float sd = 1);
 
 // Element-by-element comparison in double; NaNs must match NaNs and infinities be equal.
 // Reports the first five differing elements.
