@@ -15,36 +15,24 @@
 #include "ops/common.h"
 #include "ops/dnnl_util.h"
 #include "ops/kernel.h"
+#include "ops/window.h"
 
 namespace mixq {
 namespace {
 
 // Attributes shared by Conv and ConvTranspose, read once per node.
-struct ConvAttrs {
-  std::string auto_pad;
+struct ConvAttrs : WindowAttrs {
   int64_t group = 1;
-  std::vector<int64_t> kernel, strides, dilations, pads, output_padding, output_shape;
+  std::vector<int64_t> output_padding, output_shape;
   bool relu = false;
   bool sum = false;
   bool nhwc = false;
 
-  explicit ConvAttrs(const Node& node) {
-    auto_pad = node.get_string("auto_pad", "NOTSET");
-    if (auto_pad.empty()) auto_pad = "NOTSET";
-    check(auto_pad == "NOTSET" || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER" ||
-              auto_pad == "VALID",
-          node.label(), "unknown auto_pad '" + auto_pad + "'");
+  explicit ConvAttrs(const Node& node) : WindowAttrs(node) {
     group = node.get_int("group", 1);
     check(group >= 1, node.label(), "group must be positive");
-    kernel = node.get_ints("kernel_shape");
-    strides = node.get_ints("strides");
-    dilations = node.get_ints("dilations");
-    pads = node.get_ints("pads");
     output_padding = node.get_ints("output_padding");
     output_shape = node.get_ints("output_shape");
-    for (int64_t v : strides) check(v >= 1, node.label(), "strides must be positive");
-    for (int64_t v : dilations) check(v >= 1, node.label(), "dilations must be positive");
-    for (int64_t v : pads) check(v >= 0, node.label(), "pads must be non-negative");
     std::string act = node.get_string("mixq_activation", "");
     check(act.empty() || act == "Relu", node.label(), "unsupported fused activation '" + act + "'");
     relu = act == "Relu";
@@ -75,16 +63,6 @@ struct ConvGeom {
     return s;
   }
 };
-
-// Reads a per-axis attribute of length sp (default when absent).
-std::vector<int64_t> per_axis(const std::vector<int64_t>& v, size_t sp, int64_t fallback,
-                              const char* name, const Node& node) {
-  if (v.empty()) return std::vector<int64_t>(sp, fallback);
-  check(v.size() == sp, node.label(),
-        std::string(name) + " has " + std::to_string(v.size()) + " values for " +
-            std::to_string(sp) + " spatial axes");
-  return v;
-}
 
 // Shape checks and per-axis attributes common to Conv and ConvTranspose; out and pads are
 // left to the caller.
@@ -119,10 +97,7 @@ ConvGeom base_geometry(const ConvAttrs& a, const Shape& x, const Shape& w, bool 
   for (int64_t v : g.k) check(v >= 1, node.label(), "empty kernel in W " + shape_str(w));
   g.stride = per_axis(a.strides, g.sp, 1, "strides", node);
   g.dil = per_axis(a.dilations, g.sp, 1, "dilations", node);
-  if (!a.pads.empty())
-    check(a.pads.size() == 2 * g.sp, node.label(),
-          "pads has " + std::to_string(a.pads.size()) + " values, expected " +
-              std::to_string(2 * g.sp));
+  a.check_pads(g.sp, node);
   g.pad_b.assign(g.sp, 0);
   g.pad_e.assign(g.sp, 0);
   g.out.assign(g.sp, 0);
@@ -132,23 +107,12 @@ ConvGeom base_geometry(const ConvAttrs& a, const Shape& x, const Shape& w, bool 
 ConvGeom conv_geometry(const ConvAttrs& a, const Shape& x, const Shape& w, const Node& node) {
   ConvGeom g = base_geometry(a, x, w, false, node);
   for (size_t i = 0; i < g.sp; ++i) {
-    const int64_t keff = (g.k[i] - 1) * g.dil[i] + 1;
-    if (a.auto_pad == "SAME_UPPER" || a.auto_pad == "SAME_LOWER") {
-      g.out[i] = (g.in[i] + g.stride[i] - 1) / g.stride[i];
-      int64_t total = std::max<int64_t>(0, (g.out[i] - 1) * g.stride[i] + keff - g.in[i]);
-      int64_t small = total / 2;
-      g.pad_b[i] = a.auto_pad == "SAME_UPPER" ? small : total - small;
-      g.pad_e[i] = total - g.pad_b[i];
-    } else {
-      if (a.auto_pad == "NOTSET" && !a.pads.empty()) {
-        g.pad_b[i] = a.pads[i];
-        g.pad_e[i] = a.pads[i + g.sp];
-      }
-      int64_t span = g.in[i] + g.pad_b[i] + g.pad_e[i] - keff;
-      check(span >= 0, node.label(),
-            "kernel " + shape_str(g.k) + " larger than padded input " + shape_str(x));
-      g.out[i] = span / g.stride[i] + 1;
-    }
+    const AxisWindow win = forward_window(a, i, g.sp, g.in[i], g.k[i], g.stride[i], g.dil[i]);
+    check(win.fits, node.label(),
+          "kernel " + shape_str(g.k) + " larger than padded input " + shape_str(x));
+    g.pad_b[i] = win.pad_b;
+    g.pad_e[i] = win.pad_e;
+    g.out[i] = win.out;
   }
   return g;
 }
@@ -162,7 +126,7 @@ ConvGeom conv_transpose_geometry(const ConvAttrs& a, const Shape& x, const Shape
     check(a.output_shape.size() >= g.sp, node.label(), "output_shape is too short");
     want.assign(a.output_shape.end() - g.sp, a.output_shape.end());
   }
-  const bool same = a.auto_pad == "SAME_UPPER" || a.auto_pad == "SAME_LOWER";
+  const bool same = a.same();
   for (size_t i = 0; i < g.sp; ++i) {
     const int64_t keff = (g.k[i] - 1) * g.dil[i] + 1;
     const int64_t full = g.stride[i] * (g.in[i] - 1) + out_pad[i] + keff;
@@ -171,11 +135,11 @@ ConvGeom conv_transpose_geometry(const ConvAttrs& a, const Shape& x, const Shape
       // A target beyond the full extent leaves zeros at the end (as output_padding would).
       int64_t total = std::max<int64_t>(0, full - target);
       // The spec puts the odd pad at the end for SAME_UPPER and at the start otherwise.
-      g.pad_b[i] = a.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      g.pad_b[i] = a.auto_pad == AutoPad::same_upper ? total / 2 : total - total / 2;
       g.pad_e[i] = total - g.pad_b[i];
       g.out[i] = target;
     } else {
-      if (a.auto_pad == "NOTSET" && !a.pads.empty()) {
+      if (a.auto_pad == AutoPad::notset && !a.pads.empty()) {
         g.pad_b[i] = a.pads[i];
         g.pad_e[i] = a.pads[i + g.sp];
       }
@@ -374,14 +338,6 @@ void check_bias(const Tensor* b, const ConvGeom& g, DType dt, const Node& node) 
   check(b->dtype() == dt, node.label(), "bias B must have the dtype of X");
   check(b->rank() == 1 && b->dim(0) == g.m, node.label(),
         "bias B " + shape_str(b->shape()) + " must be [" + std::to_string(g.m) + "]");
-}
-
-const Tensor* optional_input(const std::vector<const Tensor*>& in, size_t i) {
-  return i < in.size() ? in[i] : nullptr;
-}
-
-Tensor* grad_slot(const std::vector<Tensor*>& gin, size_t i) {
-  return i < gin.size() ? gin[i] : nullptr;
 }
 
 // Checks shared by the backward passes: an unfused node and dY of the output's shape.

@@ -13,14 +13,6 @@
 namespace mixq {
 namespace {
 
-const Tensor* optional_input(const std::vector<const Tensor*>& in, size_t i) {
-  return i < in.size() ? in[i] : nullptr;
-}
-
-Tensor* grad_slot(const std::vector<Tensor*>& gin, size_t i) {
-  return i < gin.size() ? gin[i] : nullptr;
-}
-
 // dY of output 0, checked against the output's shape and the operands' dtype.
 const Tensor& output_grad(const std::vector<const Tensor*>& gout, const Shape& y, DType dt,
                           const Node& node) {

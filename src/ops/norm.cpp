@@ -214,13 +214,6 @@ double running_var_factor(bool unbiased, const Planes& p) {
   return unbiased && count > 1 ? count / (count - 1) : 1.0;
 }
 
-const Tensor* optional_grad(const std::vector<const Tensor*>& gout, size_t i) {
-  return i < gout.size() ? gout[i] : nullptr;
-}
-Tensor* grad_slot(const std::vector<Tensor*>& gin, size_t i) {
-  return i < gin.size() ? gin[i] : nullptr;
-}
-
 class BatchNormRef : public Kernel {
  public:
   BatchNormRef(const Node& node, const Graph& graph) : node_(node), a_(node, graph) {}
@@ -293,7 +286,7 @@ class BatchNormRef : public Kernel {
       prm[i] = &required_input(in, i + 1, node_);
       v[i] = channel_param(*prm[i], p, names[i], node_);
     }
-    const Tensor* dy = optional_grad(gout, 0);
+    const Tensor* dy = optional_input(gout, 0);
     if (dy)
       check(
           dy->shape() == x.shape() && dy->dtype() == x.dtype(), node_.label(),
@@ -331,7 +324,7 @@ class BatchNormRef : public Kernel {
     // statistics inputs through outputs 1 and 2.
     const double mom = a_.momentum, vf = running_var_factor(trainer_, p);
     auto stat = [&](size_t o, int64_t c) {
-      const Tensor* t = optional_grad(gout, o);
+      const Tensor* t = optional_input(gout, o);
       return t ? t->get_double(c) : 0.0;
     };
     std::vector<double> gm(p.c), gv(p.c);
@@ -695,7 +688,7 @@ class LayerNormRef : public Kernel {
     const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().begin() + axis));
     const int64_t cols = shape_numel(inner);
     const Tensor& scale = required_input(in, 1, node_);
-    const Tensor* bias = in.size() > 2 ? in[2] : nullptr;
+    const Tensor* bias = optional_input(in, 2);
     // Scale and B broadcast (numpy, from the right) to the normalized shape.
     auto index_map = [&](const Tensor& t, const char* name) {
       check(t.rank() <= inner.size() && broadcast_shapes(t.shape(), inner, node_) == inner,
