@@ -224,8 +224,8 @@ class ClipKernel : public Kernel {
     const Tensor& x = arg(in, 0, where_);
     const Tensor& gy = grad_arg(gout, 0, where_);
     Tensor* gx = grad_slot(gin, 0);
-    Tensor* glo = !from_attrs_ && in.size() > 1 && in[1] ? grad_slot(gin, 1) : nullptr;
-    Tensor* ghi = !from_attrs_ && in.size() > 2 && in[2] ? grad_slot(gin, 2) : nullptr;
+    Tensor* glo = !from_attrs_ && optional_input(in, 1) ? grad_slot(gin, 1) : nullptr;
+    Tensor* ghi = !from_attrs_ && optional_input(in, 2) ? grad_slot(gin, 2) : nullptr;
     visit_dtype<kFloatTypes>(x.dtype(), where_, [&](auto tag) {
       using T = typename decltype(tag)::type;
       auto [lo, hi] = bounds<T>(in, x);
@@ -269,8 +269,8 @@ class ClipKernel : public Kernel {
       lo = saturate_cast<T>(lo_);
       hi = saturate_cast<T>(hi_);
     } else {
-      if (in.size() > 1 && in[1]) lo = bound<T>(*in[1], x, "min");
-      if (in.size() > 2 && in[2]) hi = bound<T>(*in[2], x, "max");
+      if (optional_input(in, 1)) lo = bound<T>(*in[1], x, "min");
+      if (optional_input(in, 2)) hi = bound<T>(*in[2], x, "max");
     }
     return {lo, hi};
   }

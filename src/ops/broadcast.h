@@ -296,10 +296,6 @@ inline const Tensor& grad_arg(const std::vector<const Tensor*>& gout, size_t i,
         "no gradient for output " + std::to_string(i));
   return *gout[i];
 }
-// The gradient slot of input i, or nullptr when that gradient is not wanted.
-inline Tensor* grad_slot(const std::vector<Tensor*>& gin, size_t i) {
-  return i < gin.size() ? gin[i] : nullptr;
-}
 
 // Sizes t to dtype and shape, all zeros.
 template <class T>

@@ -17,6 +17,15 @@ int64_t wrap_index(int64_t v, int64_t dim, const Node& node);
 Shape broadcast_shapes(const Shape& a, const Shape& b, const Node& node);
 // Strides of `s` seen as broadcast to rank `rank` shape `out` (0 where broadcast).
 std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out);
+// Input i, or nullptr when the node omits it (absent or empty-named); also reads the gradients
+// of outputs in a backward pass, where a missing one means nothing flowed back.
+inline const Tensor* optional_input(const std::vector<const Tensor*>& in, size_t i) {
+  return i < in.size() ? in[i] : nullptr;
+}
+// The gradient slot of input i, or nullptr when that gradient is not wanted.
+inline Tensor* grad_slot(const std::vector<Tensor*>& gin, size_t i) {
+  return i < gin.size() ? gin[i] : nullptr;
+}
 // Throws unless input i is present.
 const Tensor& required_input(const std::vector<const Tensor*>& in, size_t i, const Node& node);
 // Dtype of graph value feeding input i of a node (f32 when the input is omitted).

@@ -35,7 +35,7 @@ class Trilu final : public Kernel {
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor& x = required_input(in, 0, node_);
     check(x.rank() >= 2, node_.label(), "input must have rank >= 2, got " + shape_str(x.shape()));
-    const int64_t k = in.size() > 1 && in[1] ? scalar_int(*in[1], node_, "k") : 0;
+    const int64_t k = optional_input(in, 1) ? scalar_int(*in[1], node_, "k") : 0;
     ensure(*out.at(0), x.dtype(), x.shape());
     const int64_t rows = x.dim(x.rank() - 2), cols = x.dim(x.rank() - 1);
     const int64_t mats = rows * cols != 0 ? x.numel() / (rows * cols) : 0;

@@ -16,34 +16,21 @@
 #include "ops/common.h"
 #include "ops/dnnl_util.h"
 #include "ops/kernel.h"
+#include "ops/window.h"
 
 namespace mixq {
 namespace {
 
 enum class PoolKind { max, avg };
 
-struct PoolAttrs {
+struct PoolAttrs : WindowAttrs {
   PoolKind kind;
   bool global;
-  std::string auto_pad;
-  std::vector<int64_t> kernel, strides, dilations, pads;
   bool ceil_mode, count_include_pad, column_major_indices, nhwc;
 
-  PoolAttrs(const Node& node, PoolKind k, bool is_global) : kind(k), global(is_global) {
-    auto_pad = node.get_string("auto_pad", "NOTSET");
-    if (auto_pad.empty()) auto_pad = "NOTSET";
-    check(auto_pad == "NOTSET" || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER" ||
-              auto_pad == "VALID",
-          node.label(), "unknown auto_pad '" + auto_pad + "'");
-    kernel = node.get_ints("kernel_shape");
+  PoolAttrs(const Node& node, PoolKind k, bool is_global)
+      : WindowAttrs(node), kind(k), global(is_global) {
     check(global || !kernel.empty(), node.label(), "kernel_shape is required");
-    strides = node.get_ints("strides");
-    dilations = node.get_ints("dilations");
-    pads = node.get_ints("pads");
-    for (int64_t v : kernel) check(v >= 1, node.label(), "kernel_shape must be positive");
-    for (int64_t v : strides) check(v >= 1, node.label(), "strides must be positive");
-    for (int64_t v : dilations) check(v >= 1, node.label(), "dilations must be positive");
-    for (int64_t v : pads) check(v >= 0, node.label(), "pads must be non-negative");
     ceil_mode = node.get_int("ceil_mode", 0) != 0;
     count_include_pad = node.get_int("count_include_pad", 0) != 0;
     column_major_indices = node.get_int("storage_order", 0) != 0;
@@ -70,15 +57,6 @@ struct PoolGeom {
   }
 };
 
-std::vector<int64_t> per_axis(const std::vector<int64_t>& v, size_t sp, int64_t fallback,
-                              const char* name, const Node& node) {
-  if (v.empty()) return std::vector<int64_t>(sp, fallback);
-  check(v.size() == sp, node.label(),
-        std::string(name) + " has " + std::to_string(v.size()) + " values for " +
-            std::to_string(sp) + " spatial axes");
-  return v;
-}
-
 PoolGeom pool_geometry(const PoolAttrs& a, const Shape& x, const Node& node) {
   check(x.size() >= 3, node.label(),
         "input X must have rank >= 3 (N, C, spatial...), got " + shape_str(x));
@@ -94,10 +72,7 @@ PoolGeom pool_geometry(const PoolAttrs& a, const Shape& x, const Node& node) {
       a.global ? std::vector<int64_t>(g.sp, 1) : per_axis(a.strides, g.sp, 1, "strides", node);
   auto dil =
       a.global ? std::vector<int64_t>(g.sp, 1) : per_axis(a.dilations, g.sp, 1, "dilations", node);
-  if (!a.global && !a.pads.empty())
-    check(a.pads.size() == 2 * g.sp, node.label(),
-          "pads has " + std::to_string(a.pads.size()) + " values, expected " +
-              std::to_string(2 * g.sp));
+  if (!a.global) a.check_pads(g.sp, node);
   const size_t off = 3 - g.sp;
   for (size_t j = 0; j < 3; ++j) {
     g.in[j] = g.k[j] = g.out[j] = g.s[j] = g.d[j] = 1;
@@ -109,28 +84,17 @@ PoolGeom pool_geometry(const PoolAttrs& a, const Shape& x, const Node& node) {
     g.k[j] = kernel[i];
     g.s[j] = strides[i];
     g.d[j] = dil[i];
-    const int64_t keff = (kernel[i] - 1) * dil[i] + 1;
     if (a.global) {
       g.out[j] = 1;
       continue;
     }
-    if (a.auto_pad == "SAME_UPPER" || a.auto_pad == "SAME_LOWER") {
-      g.out[j] = (in[i] + strides[i] - 1) / strides[i];
-      int64_t total = std::max<int64_t>(0, (g.out[j] - 1) * strides[i] + keff - in[i]);
-      g.pb[j] = a.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-      g.pe[j] = total - g.pb[j];
-    } else {
-      if (a.auto_pad == "NOTSET" && !a.pads.empty()) {
-        g.pb[j] = a.pads[i];
-        g.pe[j] = a.pads[i + g.sp];
-      }
-      const int64_t span = in[i] + g.pb[j] + g.pe[j] - keff;
-      check(span >= 0, node.label(),
-            "kernel " + shape_str(kernel) + " larger than padded input " + shape_str(x));
-      g.out[j] = (a.ceil_mode ? (span + strides[i] - 1) / strides[i] : span / strides[i]) + 1;
-      // A window that would start in the right padding is dropped.
-      if (a.ceil_mode && (g.out[j] - 1) * strides[i] >= in[i] + g.pb[j]) --g.out[j];
-    }
+    const AxisWindow win =
+        forward_window(a, i, g.sp, in[i], kernel[i], strides[i], dil[i], a.ceil_mode);
+    check(win.fits, node.label(),
+          "kernel " + shape_str(kernel) + " larger than padded input " + shape_str(x));
+    g.pb[j] = win.pad_b;
+    g.pe[j] = win.pad_e;
+    g.out[j] = win.out;
   }
   g.isz = g.in[0] * g.in[1] * g.in[2];
   g.osz = g.out[0] * g.out[1] * g.out[2];

@@ -4,8 +4,8 @@
 //   y[n,o,..] = scale * step[o] * sum(codes * q) + bias[o]
 // which equals Conv(FakeQuant(x), codes * step) + bias up to float rounding. Inputs: x (f32
 // NCHW), codes (i8 [O, C/group, kh, kw]), step (f32 [O]), bias (f32 [O], optional); attributes:
-// strides, pads, dilations, group, scale, qmax. The reference kernel counts in int64 loops; the
-// fast one is oneDNN's u8 x s8 convolution (VNNI where the CPU has it).
+// strides, pads, dilations, auto_pad, group, scale, qmax. The reference kernel counts in int64
+// loops; the fast one is oneDNN's u8 x s8 convolution (VNNI where the CPU has it).
 //
 // Fused forms from the inference passes (passes/fuse.h, passes/layout.h), as for Conv:
 //   mixq_activation = "Relu"  relu of the result;  mixq_sum = 1  inputs[4] (the output's shape)
@@ -20,26 +20,28 @@
 #include "ops/common.h"
 #include "ops/dnnl_util.h"
 #include "ops/kernel.h"
+#include "ops/quant_grid.h"
+#include "ops/window.h"
 
 namespace mixq {
 namespace {
 
+// 2-D only; auto_pad and default strides, dilations and pads as for Conv (ops/window.h).
 struct QConvParams {
-  std::vector<int64_t> strides, pads, dilations;
+  WindowAttrs win;
+  std::vector<int64_t> strides, dilations;
   int64_t group = 1;
   float scale = 1;
   int64_t qmax = 255;
   bool relu = false, sum = false, nhwc = false;
 
-  QConvParams(const Node& node) {
-    strides = node.get_ints("strides", {1, 1});
-    pads = node.get_ints("pads", {0, 0, 0, 0});
-    dilations = node.get_ints("dilations", {1, 1});
+  QConvParams(const Node& node) : win(node) {
+    strides = per_axis(win.strides, 2, 1, "strides", node);
+    dilations = per_axis(win.dilations, 2, 1, "dilations", node);
+    win.check_pads(2, node);
     group = node.get_int("group", 1);
     scale = node.get_float("scale", 0);
     qmax = node.get_int("qmax", 255);
-    check(strides.size() == 2 && pads.size() == 4 && dilations.size() == 2, node.label(),
-          "QConv is 2-D: strides, dilations of 2 and pads of 4 values");
     check(scale > 0 && qmax >= 1 && qmax <= 255 && group >= 1, node.label(),
           "needs scale > 0, qmax in 1..255 and group >= 1");
     const std::string act = node.get_string("mixq_activation", "");
@@ -52,23 +54,15 @@ struct QConvParams {
   }
 };
 
-// Output spatial size of one axis.
-int64_t out_size(int64_t in, int64_t k, int64_t stride, int64_t pad_a, int64_t pad_b, int64_t dil) {
-  return (in + pad_a + pad_b - dil * (k - 1) - 1) / stride + 1;
-}
-
-// The quantized code of one activation, as FakeQuant computes it.
+// The unsigned code of one activation: FakeQuant's grid with zero point 0.
 inline uint8_t quantize(float x, float scale, float qmax) {
-  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: round half to even
-  float v = x / scale;
-  v = v < 0 ? 0 : v;
-  v = v > qmax ? qmax : v;
-  return static_cast<uint8_t>((v + kMagic) - kMagic);
+  return static_cast<uint8_t>(grid_code(x, scale, 0.0f, qmax));
 }
 
 struct Checked {
   const Tensor *x, *codes, *step, *bias, *sum;
   int64_t n, c, h, w, o, kh, kw, oh, ow;
+  int64_t pad_t, pad_l, pad_b, pad_r;  // top, left, bottom, right
   bool nhwc;
   Shape out_shape() const { return nhwc ? Shape{n, oh, ow, o} : Shape{n, o, oh, ow}; }
   // Flat offsets of x[n, c, y, x] and out[n, c, y, x] in this layout.
@@ -85,8 +79,8 @@ Checked check_inputs(const std::vector<const Tensor*>& in, const Node& node, con
   k.x = &required_input(in, 0, node);
   k.codes = &required_input(in, 1, node);
   k.step = &required_input(in, 2, node);
-  k.bias = in.size() > 3 ? in[3] : nullptr;
-  k.sum = p.sum && in.size() > 4 ? in[4] : nullptr;
+  k.bias = optional_input(in, 3);
+  k.sum = p.sum ? optional_input(in, 4) : nullptr;
   k.nhwc = p.nhwc;
   check(k.x->dtype() == DType::f32 && k.x->rank() == 4, node.label(),
         p.nhwc ? "x must be f32 NHWC" : "x must be f32 NCHW");
@@ -99,9 +93,13 @@ Checked check_inputs(const std::vector<const Tensor*>& in, const Node& node, con
         "weight channels do not match the input and group");
   check(k.step->numel() == k.o && (!k.bias || k.bias->numel() == k.o), node.label(),
         "step and bias need one value per output channel");
-  k.oh = out_size(k.h, k.kh, p.strides[0], p.pads[0], p.pads[2], p.dilations[0]);
-  k.ow = out_size(k.w, k.kw, p.strides[1], p.pads[1], p.pads[3], p.dilations[1]);
-  check(k.oh > 0 && k.ow > 0, node.label(), "output would be empty");
+  check(p.win.kernel.empty() || p.win.kernel == std::vector<int64_t>{k.kh, k.kw}, node.label(),
+        "kernel_shape does not match the weight codes");
+  const AxisWindow wy = forward_window(p.win, 0, 2, k.h, k.kh, p.strides[0], p.dilations[0]);
+  const AxisWindow wx = forward_window(p.win, 1, 2, k.w, k.kw, p.strides[1], p.dilations[1]);
+  check(wy.fits && wx.fits && wy.out > 0 && wx.out > 0, node.label(), "output would be empty");
+  k.oh = wy.out, k.ow = wx.out;
+  k.pad_t = wy.pad_b, k.pad_b = wy.pad_e, k.pad_l = wx.pad_b, k.pad_r = wx.pad_e;
   check(!p.sum || (k.sum && k.sum->dtype() == DType::f32 && k.sum->shape() == k.out_shape()),
         node.label(), "the fused sum input must be f32 of the output's shape");
   return k;
@@ -143,8 +141,8 @@ class QConvRef : public Kernel {
             for (int64_t ci = 0; ci < cg; ++ci)
               for (int64_t i = 0; i < k.kh; ++i)
                 for (int64_t j = 0; j < k.kw; ++j) {
-                  const int64_t iy = y * p_.strides[0] - p_.pads[0] + i * p_.dilations[0];
-                  const int64_t ix = xo * p_.strides[1] - p_.pads[1] + j * p_.dilations[1];
+                  const int64_t iy = y * p_.strides[0] - k.pad_t + i * p_.dilations[0];
+                  const int64_t ix = xo * p_.strides[1] - k.pad_l + j * p_.dilations[1];
                   if (iy < 0 || iy >= k.h || ix < 0 || ix >= k.w) continue;
                   const float v = x[k.at_x(n, g * cg + ci, iy, ix)];
                   acc += static_cast<int64_t>(wc[((o * cg + ci) * k.kh + i) * k.kw + j]) *
@@ -203,14 +201,14 @@ class QConvDnnl : public Kernel {
     const dnnl::convolution_forward::desc d(
         dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, wei_any,
         bias_md, dst_md, {p_.strides[0], p_.strides[1]}, {p_.dilations[0] - 1, p_.dilations[1] - 1},
-        {p_.pads[0], p_.pads[1]}, {p_.pads[2], p_.pads[3]});
+        {k.pad_t, k.pad_l}, {k.pad_b, k.pad_r});
     Plan pl;
     // oneDNN 2.6's brgconv skips post-ops on output rows whose window lies wholly in the
     // padding (see conv.cpp); those geometries, and NCHW outputs, get the tail in float.
     const int64_t keff_h = (k.kh - 1) * p_.dilations[0] + 1,
                   keff_w = (k.kw - 1) * p_.dilations[1] + 1;
-    pl.fused = k.nhwc && p_.pads[0] < keff_h && p_.pads[2] < keff_h && p_.pads[1] < keff_w &&
-               p_.pads[3] < keff_w;
+    pl.fused =
+        k.nhwc && k.pad_t < keff_h && k.pad_b < keff_h && k.pad_l < keff_w && k.pad_r < keff_w;
     dnnl::post_ops po;
     if (pl.fused && p_.sum) po.append_sum(1.f);
     if (pl.fused && p_.relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);

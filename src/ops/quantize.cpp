@@ -1,14 +1,14 @@
 // Quantization operators: ONNX QuantizeLinear / DequantizeLinear (per tensor or per axis,
 // int8/uint8, int32 for dequantization), and mixq.FakeQuant, the activation quantize-dequantize
 // inserted at the inputs of quantized layers (attributes scale, zero_point, qmin, qmax; see
-// quant/observer.h), with the straight-through backward of quantization-aware training.
+// ops/quant_grid.h), with the straight-through backward of quantization-aware training.
 #include <cmath>
 #include <cstring>
 
 #include "base/error.h"
 #include "ops/common.h"
 #include "ops/kernel.h"
-#include "quant/observer.h"
+#include "ops/quant_grid.h"
 
 namespace mixq {
 namespace {
@@ -86,7 +86,7 @@ class QuantizeLinearKernel : public Kernel {
     const Tensor& scale = required_input(in, 1, node_);
     check(x.dtype() == DType::f32 && scale.dtype() == DType::f32, node_.label(),
           "expects float32 input and scale");
-    const Tensor* zp = in.size() > 2 ? in[2] : nullptr;
+    const Tensor* zp = optional_input(in, 2);
     const DType t = zp ? zp->dtype() : DType::u8;
     check(t == DType::u8 || t == DType::i8, node_.label(), "zero point must be uint8 or int8");
     AxisParams p = axis_params(node_, x, scale);
@@ -122,7 +122,7 @@ class DequantizeLinearKernel : public Kernel {
     check(x.dtype() == DType::u8 || x.dtype() == DType::i8 || x.dtype() == DType::i32,
           node_.label(), "expects int8, uint8 or int32 input");
     check(scale.dtype() == DType::f32, node_.label(), "expects a float32 scale");
-    const Tensor* zp = in.size() > 2 ? in[2] : nullptr;
+    const Tensor* zp = optional_input(in, 2);
     AxisParams p = axis_params(node_, x, scale);
     ensure(*out[0], DType::f32, x.shape());
     const float* s = scale.data<float>();

@@ -233,7 +233,7 @@ class Reduce final : public Kernel {
   Plan plan(const Tensor& x, const std::vector<const Tensor*>& in) const {
     Plan p;
     std::vector<int64_t> axes = axes_;
-    if (!attr_axes_ && in.size() > 1 && in[1]) axes = in[1]->to_ints();
+    if (!attr_axes_ && optional_input(in, 1)) axes = in[1]->to_ints();
     if (axes.empty() && noop_) {
       p.noop = true;
       return p;

@@ -26,7 +26,7 @@ class ViewKernel : public Kernel {
   void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
                 const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
     if (gin.empty() || !gin[0]) return;
-    check(in.size() > 0 && in[0], label, "missing input 0");
+    check(optional_input(in, 0) != nullptr, label, "missing input 0");
     check(!gout.empty() && gout[0], label, "no gradient for output 0");
     *gin[0] = gout[0]->reshaped(in[0]->shape());
   }
@@ -108,7 +108,7 @@ class Flatten final : public ViewKernel {
 
 // Squeeze and Unsqueeze take axes as an attribute before opset 13 and as an input from 13.
 std::vector<int64_t> axes_of(const Node& node, const std::vector<const Tensor*>& in) {
-  if (in.size() > 1 && in[1]) return in[1]->to_ints();
+  if (optional_input(in, 1)) return in[1]->to_ints();
   return node.get_ints("axes");
 }
 

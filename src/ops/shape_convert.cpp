@@ -109,7 +109,7 @@ class CastLike final : public Kernel {
   void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
                 const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
     if (!gin.empty()) cast_backward(required_input(in, 0, node_), gout, gin[0], node_);
-    if (gin.size() > 1 && gin[1]) {
+    if (grad_slot(gin, 1)) {
       const Tensor& like = required_input(in, 1, node_);
       if (is_float(like.dtype())) *gin[1] = Tensor(like.dtype(), like.shape());
     }
@@ -225,10 +225,10 @@ class Dropout final : public Kernel {
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor& x = required_input(in, 0, node_);
     // Opset 12 made the ratio an input (default 0.5); before it is an attribute.
-    const bool ratio_input = in.size() > 1 && in[1];
+    const bool ratio_input = optional_input(in, 1);
     if (ratio_input) check(in[1]->numel() == 1, node_.label(), "ratio must be a scalar");
     const double ratio = ratio_input ? in[1]->get_double(0) : ratio_attr_;
-    if (!training_ && in.size() > 2 && in[2] && in[2]->numel() == 1 && in[2]->get_int(0) != 0)
+    if (!training_ && optional_input(in, 2) && in[2]->numel() == 1 && in[2]->get_int(0) != 0)
       check(ratio == 0, node_.label(),
             "training-mode dropout with a nonzero ratio is not supported");
     dropping_ = training_ && ratio > 0;

@@ -201,7 +201,7 @@ class Split final : public Kernel {
     check(x.rank() >= 1, node_.label(), "cannot split a scalar");
     *a = static_cast<size_t>(normalize_axis(axis_, x.rank(), node_));
     const int64_t dim = x.dim(*a);
-    std::vector<int64_t> sizes = in.size() > 1 && in[1] ? in[1]->to_ints() : split_;
+    std::vector<int64_t> sizes = optional_input(in, 1) ? in[1]->to_ints() : split_;
     if (sizes.empty()) {
       const int64_t n = static_cast<int64_t>(n_out);
       check(n > 0 && dim % n == 0, node_.label(),

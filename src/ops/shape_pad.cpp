@@ -80,7 +80,7 @@ class Pad : public Kernel {
     std::vector<std::byte> fill(es);
     if (attr_form_) {
       store_as(x.dtype(), value_, fill.data());
-    } else if (in.size() > 2 && in[2] && in[2]->numel() > 0) {
+    } else if (optional_input(in, 2) && in[2]->numel() > 0) {
       check(in[2]->dtype() == x.dtype(), node_.label(), "constant_value type differs from data");
       std::memcpy(fill.data(), in[2]->raw(), es);
     }
@@ -97,8 +97,8 @@ class Pad : public Kernel {
     check(!gout.empty() && gout[0], node_.label(), "no gradient for output 0");
     const Tensor& g = *gout[0];
     Tensor* gx = gin.empty() ? nullptr : gin[0];
-    const Tensor* value = !attr_form_ && in.size() > 2 ? in[2] : nullptr;
-    Tensor* gv = value && gin.size() > 2 ? gin[2] : nullptr;
+    const Tensor* value = attr_form_ ? nullptr : optional_input(in, 2);
+    Tensor* gv = value ? grad_slot(gin, 2) : nullptr;
     Shape s;
     const SourceMap map = plan(x, in, &s);
     check(g.shape() == s && g.dtype() == x.dtype(), node_.label(),

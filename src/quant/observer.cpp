@@ -7,33 +7,6 @@
 
 namespace mixq {
 
-void ActQuant::fake_quantize(float* x, int64_t n) const {
-  const float lo_q = static_cast<float>(qmin - zero_point);
-  const float hi_q = static_cast<float>(qmax - zero_point);
-  const float s = scale;
-  // Clamp first (the bounds are integers, so clamp and round commute), then round half to even
-  // by adding and subtracting 1.5 * 2^23: exact for |v| < 2^22 and vectorisable, unlike
-  // nearbyint. Division, not multiplication by 1/scale, keeps it bit-identical to ONNX
-  // QuantizeLinear.
-  constexpr float kMagic = 12582912.0f;
-#pragma omp parallel for if (n > 65536) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    float v = x[i] / s;
-    v = v < lo_q ? lo_q : v;
-    v = v > hi_q ? hi_q : v;
-    v = (v + kMagic) - kMagic;
-    x[i] = v * s;
-  }
-}
-
-void ActQuant::fake_quantize_reference(float* x, int64_t n) const {
-  for (int64_t i = 0; i < n; ++i) {
-    float q = std::nearbyint(x[i] / scale) + static_cast<float>(zero_point);
-    q = std::min(std::max(q, static_cast<float>(qmin)), static_cast<float>(qmax));
-    x[i] = (q - static_cast<float>(zero_point)) * scale;
-  }
-}
-
 ObserverKind parse_observer(const std::string& name, const std::string& where) {
   if (name == "minmax") return ObserverKind::minmax;
   if (name == "mse") return ObserverKind::mse;

@@ -1,27 +1,15 @@
-// Activation quantization: fixed-point with a scale and zero point, and observers that choose
-// the range from calibration data (min/max, minimum squared error, percentile). Ranges that
-// never go below zero (after ReLU) use the unsigned grid [0, 2^b - 1] with zero point 0.
+// Activation quantization: observers that choose the range of the grid (ActQuant, ops/quant_grid.h)
+// from calibration data (min/max, minimum squared error, percentile). Ranges that never go below
+// zero (after ReLU) use the unsigned grid [0, 2^b - 1] with zero point 0.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "ops/quant_grid.h"
 #include "tensor/tensor.h"
 
 namespace mixq {
-
-struct ActQuant {
-  int bits = 8;
-  float scale = 1;
-  int32_t zero_point = 0;
-  int32_t qmin = 0, qmax = 255;
-  // x -> (clamp(round_half_even(x / scale) + zp, qmin, qmax) - zp) * scale, in place.
-  void fake_quantize(float* x, int64_t n) const;
-  // The same, written as the definition reads (tests compare the two).
-  void fake_quantize_reference(float* x, int64_t n) const;
-  float lo() const { return (qmin - zero_point) * scale; }
-  float hi() const { return (qmax - zero_point) * scale; }
-};
 
 enum class ObserverKind { minmax, mse, percentile };
 ObserverKind parse_observer(const std::string& name, const std::string& where);
