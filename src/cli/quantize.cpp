@@ -14,7 +14,7 @@
 #include "cli/commands.h"
 #include "cli/data_args.h"
 #include "cli/quant_args.h"
-#include "cli/sweep_rows.h"
+#include "cli/sweep_lines.h"
 #include "cli/train_common.h"
 #include "cli/validators.h"
 #include "data/batch_iterator.h"
@@ -31,6 +31,7 @@
 #include "quant/calibrate.h"
 #include "report/report.h"
 #include "search/allocate.h"
+#include "search/sweep.h"
 
 namespace mixq::cli {
 namespace {
@@ -100,10 +101,10 @@ nlohmann::json curves(const QuantizeArgs& a, const Graph& g, const SensitivityDa
   const AllocInputs in{&g, &space, &d, nullptr};
   SweepData sd{&calib, random_subset(calib.size(), d.samples, d.header.value("seed", uint64_t{0})),
                &test, a.data.batch, a.data.limit};
-  return {{"rows", sweep_rows(in, budgets,
-                              {AllocMethod::uniform, AllocMethod::greedy, AllocMethod::diagonal,
-                               AllocMethod::clado},
-                              IqpOptions{}, sd, nullptr)}};
+  return {{"rows", sweep_json(sweep(in, budgets,
+                                    {AllocMethod::uniform, AllocMethod::greedy,
+                                     AllocMethod::diagonal, AllocMethod::clado},
+                                    IqpOptions{}, sd, print_sweep_row))}};
 }
 
 // The FPGA figures of a config on the device of --device (or of a latency budget).
