@@ -26,7 +26,7 @@
 #include "onnx/export.h"
 #include "onnx/import.h"
 #include "pack/packed.h"
-#include "qat/qat.h"
+#include "qat/finetune.h"
 #include "quant/apply.h"
 #include "quant/calibrate.h"
 #include "report/report.h"
@@ -125,36 +125,24 @@ nlohmann::json fpga_json(const QuantizeArgs& a, const Graph& g, const QuantConfi
   return hw::cost_json(design, layers, splits, cost, a.model);
 }
 
-// STE fine-tuning under the config (the recipe docs/qat.md measured best), checkpointed in the
-// output folder so an interrupted run resumes; g and cfg become the trained model and config.
+// STE fine-tuning under the config (qat/finetune.h), checkpointed in the output folder so an
+// interrupted run resumes; g and cfg become the trained model and config.
 void finetune(const QuantizeArgs& a, const Dataset& train, Graph& g, QuantConfig& cfg) {
-  QatOptions q;
-  q.method = QatMethod::ste;
+  QatOptions q = ste_recipe(a.finetune);
   TrainOptions& o = q.train;
-  o.epochs = a.finetune;
-  o.batch_size = 128;
   o.limit = a.data.limit;
   o.seed = a.quant.seed;
-  o.optimizer.kind = OptimizerKind::sgd;
-  o.optimizer.momentum = 0.9;
-  o.optimizer.weight_decay = 1e-4;
-  o.schedule.kind = ScheduleKind::cosine;
-  o.schedule.lr = 0.001;
   o.augment = default_augment(a.data, train.sample_shape());
   o.checkpoint = a.out + "/finetune.ckpt";
   o.resume = std::filesystem::exists(o.checkpoint);
   o.stop = StopOnSignal::flag();
   set_progress(o, "");
-  std::cout << fmt::format("fine-tuning {} epochs (STE, lr 0.001 cosine) on {}{}\n", o.epochs,
-                           train.description(), o.resume ? ", resuming" : "");
-  QatTrainer qat(g, cfg, q, "config");
+  std::cout << fmt::format("fine-tuning {} epochs (STE, lr {:g} {}) on {}{}\n", o.epochs,
+                           o.schedule.lr, schedule_name(o.schedule.kind), train.description(),
+                           o.resume ? ", resuming" : "");
   StopOnSignal guard;
-  check(qat.fit(train), o.checkpoint, "fine-tuning stopped; run the same command to resume");
-  QatResult r = qat.result();
-  g = std::move(r.model);
-  r.config.info = cfg.info;
-  r.config.info["finetune"] = {{"method", "ste"}, {"epochs", a.finetune}};
-  cfg = std::move(r.config);
+  check(ste_finetune(g, cfg, train, q, "config"), o.checkpoint,
+        "fine-tuning stopped; run the same command to resume");
   // The trained weights in float, so `mixq eval DIR/model.onnx --quant DIR/quant.json` works.
   ExportOptions eo;
   eo.min_opset = g.opset;
