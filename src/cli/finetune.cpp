@@ -27,26 +27,16 @@ struct FinetuneArgs {
   std::string model, quant, out, method = "ste";
   DataArgs data;
   std::string val_data;
-  int64_t epochs = 3;
-  double lr = 1e-3, min_lr = 0;
-  std::string optimizer = "sgd";
-  double momentum = 0.9;
-  double wd = 1e-4;
-  std::string schedule = "cosine";
+  TrainFlags train;
   int64_t refit_every = 10, admm_every = 0;
   double rho = 0.05, rho_growth = 1.3;
-  uint64_t seed = 0;
   int threads = 0;
-  bool augment = true;
-  std::string checkpoint;
-  double checkpoint_minutes = 10;
-  bool resume = false;
-  int64_t max_steps = 0;
 };
 
 int run_finetune(const FinetuneArgs& a) {
   set_threads(a.threads);
   namespace fs = std::filesystem;
+  const TrainFlags& f = a.train;
   check_output_dir(a.out, "-o");
   std::vector<InputFile> inputs = data_inputs(a.data.spec, "--data");
   for (const InputFile& f : data_inputs(a.val_data, "--val-data")) inputs.push_back(f);
@@ -54,9 +44,9 @@ int run_finetune(const FinetuneArgs& a) {
   inputs.push_back({a.quant, "--quant config"});
   for (const char* name : {"model.onnx", "quant.json"})
     check_no_overwrite(a.out + "/" + name, inputs, "-o");
-  check_no_overwrite(a.checkpoint, inputs, "--checkpoint");
+  check_no_overwrite(f.checkpoint, inputs, "--checkpoint");
   for (const char* name : {"model.onnx", "quant.json"})
-    check_no_overwrite(a.checkpoint, {{a.out + "/" + name, "output"}}, "--checkpoint");
+    check_no_overwrite(f.checkpoint, {{a.out + "/" + name, "output"}}, "--checkpoint");
   auto train = open_data(a.data);
   require_labels(*train, "fine-tuning");
   std::unique_ptr<Dataset> val;
@@ -77,22 +67,11 @@ int run_finetune(const FinetuneArgs& a) {
   q.rho0 = a.rho;
   q.rho_growth = a.rho_growth;
   TrainOptions& o = q.train;
-  o.epochs = a.epochs;
+  apply_train_flags(f, o);
   o.batch_size = a.data.batch;
   o.limit = a.data.limit;
   o.val_batch = std::max<size_t>(a.data.batch, 256);
-  o.seed = a.seed;
-  o.optimizer.kind = parse_optimizer(a.optimizer);
-  o.optimizer.momentum = a.momentum;
-  o.optimizer.weight_decay = a.wd;
-  o.schedule.kind = parse_schedule(a.schedule);
-  o.schedule.lr = a.lr;
-  o.schedule.min_lr = a.min_lr;
-  if (a.augment) o.augment = default_augment(a.data, sample);
-  o.checkpoint = a.checkpoint;
-  o.checkpoint_minutes = a.checkpoint_minutes;
-  o.resume = a.resume;
-  o.max_steps = a.max_steps;
+  if (f.augment) o.augment = default_augment(a.data, sample);
   o.stop = StopOnSignal::flag();
   set_progress(o, " (quantized)");
 
@@ -112,7 +91,7 @@ int run_finetune(const FinetuneArgs& a) {
 
   const auto t0 = std::chrono::steady_clock::now();
   if (auto status = fit_or_report_stop([&] { return qat.fit(*train, val.get()); }, qat.trainer(),
-                                       a.checkpoint, "nothing"))
+                                       f.checkpoint, "nothing"))
     return *status;
   const QatResult r = qat.result();
   fs::create_directories(a.out);
@@ -143,6 +122,9 @@ int run_finetune(const FinetuneArgs& a) {
 void add_finetune(CLI::App& app, Action& action) {
   auto a = std::make_shared<FinetuneArgs>();
   a->data.batch = 128;
+  a->train.epochs = 3;
+  a->train.lr = 1e-3;
+  a->train.wd = 1e-4;
   auto* cmd = app.add_subcommand("finetune", "Quantization-aware fine-tuning (STE or ADMM)");
   cmd->add_option("model", a->model, "ONNX model file")->required()->type_name(kFileType);
   cmd->add_option("--quant", a->quant, "Quantization config (JSON) to train under")
@@ -158,27 +140,11 @@ void add_finetune(CLI::App& app, Action& action) {
   cmd->add_option("--method", a->method, "ste or admm")
       ->check(CLI::IsMember({"ste", "admm"}))
       ->capture_default_str();
-  cmd->add_option("--epochs", a->epochs, "Epochs")
-      ->check(CLI::Range(int64_t{1}, int64_t{100000}))
-      ->capture_default_str();
-  cmd->add_option("--optimizer", a->optimizer, "sgd, adam or adamw")
-      ->check(CLI::IsMember({"sgd", "adam", "adamw"}))
-      ->capture_default_str();
-  cmd->add_option("--lr", a->lr, "Peak learning rate")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd->add_option("--min-lr", a->min_lr, "Cosine: final learning rate")
-      ->check(CLI::Range(0.0, 1e6))
-      ->capture_default_str();
-  cmd->add_option("--momentum", a->momentum, "SGD momentum")
-      ->check(CLI::Range(0.0, 0.999999))
-      ->capture_default_str();
-  cmd->add_option("--wd", a->wd, "Weight decay of weights")
-      ->check(CLI::Range(0.0, 1.0))
-      ->capture_default_str();
-  cmd->add_option("--schedule", a->schedule, "Learning rate: constant, step or cosine")
-      ->check(CLI::IsMember({"constant", "step", "cosine"}))
-      ->capture_default_str();
+  add_train_options(
+      cmd, a->train,
+      {"Peak learning rate", "Weight decay of weights", "Seed of shuffling and augmentation",
+       "Random crop with padding, flip for 3-channel data (default on)"});
+  cmd->get_option("--resume")->needs(cmd->get_option("--checkpoint"));
   cmd->add_option("--refit-every", a->refit_every, "ste: steps between MSE refits of row scales")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->capture_default_str();
@@ -192,23 +158,8 @@ void add_finetune(CLI::App& app, Action& action) {
   cmd->add_option("--rho-growth", a->rho_growth, "admm: rho *= this at every Z/U update")
       ->check(CLI::Range(1.0, 100.0))
       ->capture_default_str();
-  cmd->add_option("--seed", a->seed, "Seed of shuffling and augmentation")->capture_default_str();
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
-  cmd->add_flag("--augment,!--no-augment", a->augment,
-                "Random crop with padding, flip for 3-channel data (default on)");
-  auto* ckpt = cmd->add_option("--checkpoint", a->checkpoint,
-                               "Checkpoint file, written after every epoch and every "
-                               "--checkpoint-minutes")
-                   ->type_name(kFileType);
-  cmd->add_option("--checkpoint-minutes", a->checkpoint_minutes,
-                  "Also checkpoint mid-epoch this often (0: epoch ends only)")
-      ->check(CLI::Range(0.0, 1e6))
-      ->capture_default_str();
-  cmd->add_flag("--resume", a->resume, "Continue from --checkpoint")->needs(ckpt);
-  cmd->add_option("--max-steps", a->max_steps,
-                  "Stop after this many steps in this run, with a checkpoint (0: no limit)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   cmd->callback([a, &action] { action = [a] { return run_finetune(*a); }; });
 }
 

@@ -14,7 +14,7 @@
 #include "cli/commands.h"
 #include "cli/data_args.h"
 #include "cli/quant_args.h"
-#include "cli/sweep_rows.h"
+#include "cli/sweep_lines.h"
 #include "cli/train_common.h"
 #include "cli/validators.h"
 #include "data/batch_iterator.h"
@@ -26,11 +26,12 @@
 #include "onnx/export.h"
 #include "onnx/import.h"
 #include "pack/packed.h"
-#include "qat/qat.h"
+#include "qat/finetune.h"
 #include "quant/apply.h"
 #include "quant/calibrate.h"
 #include "report/report.h"
 #include "search/allocate.h"
+#include "search/sweep.h"
 
 namespace mixq::cli {
 namespace {
@@ -45,16 +46,21 @@ struct QuantizeArgs {
   int threads = 0;
 };
 
+// --budget and --candidates, parsed once: what the allocator, the report and the printout share.
+struct Target {
+  std::vector<Budget> budgets;
+  std::vector<CandidateSpec> candidates;
+  bool empty() const { return budgets.empty(); }
+};
+
 // mixq's own model, trained by mixq train (models/README.md).
 const char* const kDefaultModel = "models/fmnist_default.onnx";
 
 // CLADO: sensitivities on the calibration data (checkpointed in the output folder, so an
 // interrupted run resumes) and the exact IQP under the budget.
-QuantConfig clado_config(const QuantizeArgs& a, const Graph& g, const ActivationStats& stats,
-                         const Dataset& calib, int abits, SensitivityData& d) {
-  const SearchSpace space =
-      make_search_space(g, parse_candidates(a.candidates, "--candidates"), false, abits);
-  const std::vector<Budget> budgets = parse_budgets(a.budget, "--budget");
+QuantConfig clado_config(const QuantizeArgs& a, const Target& t, const Graph& g,
+                         const SearchSpace& space, const ActivationStats& stats,
+                         const Dataset& calib, SensitivityData& d, Allocation& al) {
   SensitivityOptions so;
   so.samples = a.samples;
   so.seed = a.quant.seed;
@@ -67,28 +73,28 @@ QuantConfig clado_config(const QuantizeArgs& a, const Graph& g, const Activation
   std::cout << fmt::format("sensitivities: {} layers x {} candidates, {} evaluations, {:.1f} s\n",
                            d.layers, d.candidates, d.evaluations, d.seconds);
   const AllocInputs in{&g, &space, &d, nullptr};
-  const Allocation al = allocate(in, AllocMethod::clado, budgets);
-  check(al.feasible, "--budget", "no assignment of the candidates meets '" + a.budget + "'");
+  const std::string budget = budgets_text(t.budgets);
+  al = allocate(in, AllocMethod::clado, t.budgets);
+  check(al.feasible, "--budget", "no assignment of the candidates meets '" + budget + "'");
   std::cout << fmt::format("CLADO under {}: predicted {} increase {:.5f}, solver {} in {:.3f} s\n",
-                           a.budget, loss_title(d.header.value("loss", "ce")), al.predicted,
+                           budget, loss_title(d.header.value("loss", "ce")), al.predicted,
                            to_string(al.solver.status), al.solver.seconds);
   for (const BudgetUse& u : al.budget_use)
     if (u.budget.kind == Budget::Kind::latency_ms)
       std::cout << fmt::format("predicted latency {:.3f} ms on {}\n", u.used, u.budget.device);
   QuantConfig cfg = allocation_config(in, al);
   cfg.info["allocation"] = {{"method", "clado"},
-                            {"budget", a.budget},
+                            {"budget", budget},
                             {"choice", al.choice},
-                            {"candidates", a.candidates},
+                            {"candidates", candidate_names(t.candidates)},
                             {"predicted", al.predicted}};
   return cfg;
 }
 
 // Accuracy against size for every allocator on the same measurements (the report's curves):
 // average-bit budgets across the candidates' range, test top-1 of each allocation.
-nlohmann::json curves(const QuantizeArgs& a, const Graph& g, const SensitivityData& d,
-                      const Dataset& calib, const Dataset& test) {
-  const SearchSpace space = search_space_from_header(g, d.header, "sensitivity");
+nlohmann::json curves(const QuantizeArgs& a, const Graph& g, const SearchSpace& space,
+                      const SensitivityData& d, const Dataset& calib, const Dataset& test) {
   double lo = 32, hi = 0;
   for (const CandidateSpec& c : space.candidates)
     lo = std::min<double>(lo, c.bits), hi = std::max<double>(hi, c.bits);
@@ -100,22 +106,23 @@ nlohmann::json curves(const QuantizeArgs& a, const Graph& g, const SensitivityDa
   const AllocInputs in{&g, &space, &d, nullptr};
   SweepData sd{&calib, random_subset(calib.size(), d.samples, d.header.value("seed", uint64_t{0})),
                &test, a.data.batch, a.data.limit};
-  return {{"rows", sweep_rows(in, budgets,
-                              {AllocMethod::uniform, AllocMethod::greedy, AllocMethod::diagonal,
-                               AllocMethod::clado},
-                              IqpOptions{}, sd, nullptr)}};
+  return {{"rows", sweep_json(sweep(in, budgets,
+                                    {AllocMethod::uniform, AllocMethod::greedy,
+                                     AllocMethod::diagonal, AllocMethod::clado},
+                                    IqpOptions{}, sd, print_sweep_row))}};
 }
 
 // The FPGA figures of a config on the device of --device (or of a latency budget).
-nlohmann::json fpga_json(const QuantizeArgs& a, const Graph& g, const QuantConfig& cfg) {
+nlohmann::json fpga_json(const QuantizeArgs& a, const Target& t, const Graph& g,
+                         const QuantConfig& cfg) {
   std::string device = a.quant.device;
-  if (device.empty() && !a.budget.empty())
-    for (const Budget& b : parse_budgets(a.budget, "--budget"))
+  if (device.empty())
+    for (const Budget& b : t.budgets)
       if (b.kind == Budget::Kind::latency_ms) device = b.device;
   if (device.empty()) return nullptr;
   const hw::Device* dev = hw::find_device(device);
   check(dev != nullptr, "--device", "unknown device '" + device + "' (" + hw::device_names() + ")");
-  const hw::Design design = hw::balanced_design(*dev, 4);
+  const hw::Design design = latency_design(*dev);
   const auto layers = hw::layers_from_graph(g);
   const auto splits = hw::splits_from_config(layers, cfg, "config");
   const hw::NetworkCost cost = hw::network_cost(design, layers, splits);
@@ -124,36 +131,24 @@ nlohmann::json fpga_json(const QuantizeArgs& a, const Graph& g, const QuantConfi
   return hw::cost_json(design, layers, splits, cost, a.model);
 }
 
-// STE fine-tuning under the config (the recipe docs/qat.md measured best), checkpointed in the
-// output folder so an interrupted run resumes; g and cfg become the trained model and config.
+// STE fine-tuning under the config (qat/finetune.h), checkpointed in the output folder so an
+// interrupted run resumes; g and cfg become the trained model and config.
 void finetune(const QuantizeArgs& a, const Dataset& train, Graph& g, QuantConfig& cfg) {
-  QatOptions q;
-  q.method = QatMethod::ste;
+  QatOptions q = ste_recipe(a.finetune);
   TrainOptions& o = q.train;
-  o.epochs = a.finetune;
-  o.batch_size = 128;
   o.limit = a.data.limit;
   o.seed = a.quant.seed;
-  o.optimizer.kind = OptimizerKind::sgd;
-  o.optimizer.momentum = 0.9;
-  o.optimizer.weight_decay = 1e-4;
-  o.schedule.kind = ScheduleKind::cosine;
-  o.schedule.lr = 0.001;
   o.augment = default_augment(a.data, train.sample_shape());
   o.checkpoint = a.out + "/finetune.ckpt";
   o.resume = std::filesystem::exists(o.checkpoint);
   o.stop = StopOnSignal::flag();
   set_progress(o, "");
-  std::cout << fmt::format("fine-tuning {} epochs (STE, lr 0.001 cosine) on {}{}\n", o.epochs,
-                           train.description(), o.resume ? ", resuming" : "");
-  QatTrainer qat(g, cfg, q, "config");
+  std::cout << fmt::format("fine-tuning {} epochs (STE, lr {:g} {}) on {}{}\n", o.epochs,
+                           o.schedule.lr, schedule_name(o.schedule.kind), train.description(),
+                           o.resume ? ", resuming" : "");
   StopOnSignal guard;
-  check(qat.fit(train), o.checkpoint, "fine-tuning stopped; run the same command to resume");
-  QatResult r = qat.result();
-  g = std::move(r.model);
-  r.config.info = cfg.info;
-  r.config.info["finetune"] = {{"method", "ste"}, {"epochs", a.finetune}};
-  cfg = std::move(r.config);
+  check(ste_finetune(g, cfg, train, q, "config"), o.checkpoint,
+        "fine-tuning stopped; run the same command to resume");
   // The trained weights in float, so `mixq eval DIR/model.onnx --quant DIR/quant.json` works.
   ExportOptions eo;
   eo.min_opset = g.opset;
@@ -173,9 +168,10 @@ int run_quantize(QuantizeArgs a) {
   UniformOptions uo = uniform_options(a.quant);
   check(a.budget.empty() || uo.abits > 0, "--budget",
         "CLADO measures with activations quantized: --abits must be 2..16");
+  Target target;
   if (!a.budget.empty()) {  // bad text fails here, before any output exists
-    parse_budgets(a.budget, "--budget");
-    parse_candidates(a.candidates, "--candidates");
+    target.budgets = parse_budgets(a.budget, "--budget");
+    target.candidates = parse_candidates(a.candidates, "--candidates");
   }
   // Outputs before any work: a writable folder, and no file it will hold is an input.
   check_output_dir(a.out, "-o");
@@ -192,24 +188,24 @@ int run_quantize(QuantizeArgs a) {
   if (!a.data.spec.empty()) test = open_data(a.data);
   if (a.finetune > 0) require_labels(*calib, "--finetune");
   Graph g = load_onnx(a.model);
-  if (!a.budget.empty()) {  // a budget no assignment meets fails before any measurement
-    const SearchSpace space =
-        make_search_space(g, parse_candidates(a.candidates, "--candidates"), false, uo.abits);
-    for (const Budget& b : parse_budgets(a.budget, "--budget"))
-      check_budget_feasible(b, g, space, "--budget");
+  SearchSpace space;
+  if (!target.empty()) {  // a budget no assignment meets fails before any measurement
+    space = make_search_space(g, target.candidates, false, uo.abits);
+    for (const Budget& b : target.budgets) check_budget_feasible(b, g, space, "--budget");
   }
   std::filesystem::create_directories(a.out);
   ActivationStats stats;
   if (uo.abits > 0) stats = observe_activations(g, *calib, observe_options(a.quant, a.data));
   SensitivityData sens;
-  QuantConfig cfg = a.budget.empty() ? uniform_config(g, uo.abits > 0 ? &stats : nullptr, uo)
-                                     : clado_config(a, g, stats, *calib, uo.abits, sens);
+  Allocation al;
+  QuantConfig cfg = target.empty() ? uniform_config(g, uo.abits > 0 ? &stats : nullptr, uo)
+                                   : clado_config(a, target, g, space, stats, *calib, sens, al);
   cfg.info["calibration"] = {{"data", calib->description()}, {"samples", stats.samples}};
   // The curves compare allocators on the measured model, before any fine-tuning.
   nlohmann::json sweep;
-  if (!a.budget.empty() && test && a.curves) {
+  if (!target.empty() && test && a.curves) {
     if (calib->labelled() && test->labelled())
-      sweep = curves(a, g, sens, *calib, *test);
+      sweep = curves(a, g, space, sens, *calib, *test);
     else
       std::cout << "accuracy-vs-size curves skipped: they need labelled --calib-data and --data\n";
   }
@@ -230,11 +226,11 @@ int run_quantize(QuantizeArgs a) {
   report.title = "mixq quantize: " + a.model;
   report.model = a.model;
   report.config = &cfg;
-  if (!a.budget.empty()) report.omega = &sens, report.facts["budget"] = a.budget;
+  if (!target.empty()) report.omega = &sens, report.facts["budget"] = budgets_text(target.budgets);
   report.sweep = std::move(sweep);
   report.facts["average weight bits"] = fmt::format("{:.2f}", average_weight_bits(g, cfg, layers));
   report.facts["weights"] = fmt::format("{:.1f} KB", weight_bytes(g, cfg) / 1024);
-  report.hw = fpga_json(a, g, cfg);
+  report.hw = fpga_json(a, target, g, cfg);
   report.commands = {command_line()};
   if (test) {
     Executor ex(q, Impl::fast, true), reference(g, Impl::fast, true);

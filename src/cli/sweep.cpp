@@ -13,7 +13,7 @@
 #include "base/file_io.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
-#include "cli/sweep_rows.h"
+#include "cli/sweep_lines.h"
 #include "cli/validators.h"
 #include "data/batch_iterator.h"
 #include "data/model_inputs.h"
@@ -23,6 +23,7 @@
 #include "quant/apply.h"
 #include "search/allocate.h"
 #include "search/hessian.h"
+#include "search/sweep.h"
 
 namespace mixq::cli {
 namespace {
@@ -100,11 +101,13 @@ int run_sweep(const SweepArgs& a) {
   AllocInputs in{&g, &space, &d, hawq_diag.empty() ? nullptr : &hawq_diag};
   IqpOptions o;
   o.time_limit_s = a.time_limit;
-  std::string csv =
-      "method,budget,avg_bits,weight_kb,predicted,measured,test_top1,solver,seconds\n";
+  std::string csv = kSweepCsvHeader;
   SweepData sd{sens.get(), subset, test.get(), a.data.batch, a.data.limit};
-  const nlohmann::json rows = sweep_rows(in, budgets, methods, o, sd, &csv);
-  nlohmann::json out = {{"sensitivity", a.omega}, {"model", model}, {"rows", rows}};
+  const std::vector<SweepRow> rows = sweep(in, budgets, methods, o, sd, [&](const SweepRow& r) {
+    csv += sweep_csv_line(r);
+    print_sweep_row(r);
+  });
+  nlohmann::json out = {{"sensitivity", a.omega}, {"model", model}, {"rows", sweep_json(rows)}};
   if (!hawq_json.is_null()) out["hawq"] = hawq_json;
   if (a.random > 0) {
     // Random assignments of the candidates: predicted by full Omega and by its diagonal.

@@ -26,25 +26,14 @@ struct TrainArgs {
   std::string arch, init, output;
   DataArgs data;
   std::string val_data;
-  int64_t epochs = 10;
+  TrainFlags train;
   int64_t width = 0;
-  double lr = 0, min_lr = 0;
-  std::string optimizer = "sgd";
-  double momentum = 0.9;
   bool nesterov = false;
-  double wd = -1;
   bool decay_all = false;
-  std::string schedule = "cosine";
   double warmup = 0, step_epochs = 30, gamma = 0.1;
-  uint64_t seed = 0;
   int threads = 0;
-  bool augment = true;
   int64_t pad = -1;
   bool flip = false, no_flip = false;
-  std::string checkpoint;
-  double checkpoint_minutes = 10;
-  bool resume = false;
-  int64_t max_steps = 0;
 };
 
 std::string lr_text(double lr) {
@@ -54,15 +43,16 @@ std::string lr_text(double lr) {
 int run_train(const TrainArgs& a) {
   set_threads(a.threads);
   check(a.arch.empty() != a.init.empty(), "--arch", "give exactly one of --arch and --init");
-  check(!a.resume || !a.checkpoint.empty(), "--resume", "needs --checkpoint PATH");
+  const TrainFlags& f = a.train;
+  check(!f.resume || !f.checkpoint.empty(), "--resume", "needs --checkpoint PATH");
   check(!(a.flip && a.no_flip), "--flip", "conflicts with --no-flip");
   check_output_file(a.output, "-o");
   std::vector<InputFile> inputs = data_inputs(a.data.spec, "--data");
   for (const InputFile& f : data_inputs(a.val_data, "--val-data")) inputs.push_back(f);
   inputs.push_back({a.init, "--init model"});
   check_no_overwrite(a.output, inputs, "-o");
-  check_no_overwrite(a.checkpoint, inputs, "--checkpoint");
-  check_no_overwrite(a.checkpoint, {{a.output, "output model (-o)"}}, "--checkpoint");
+  check_no_overwrite(f.checkpoint, inputs, "--checkpoint");
+  check_no_overwrite(f.checkpoint, {{a.output, "output model (-o)"}}, "--checkpoint");
   auto train = open_data(a.data);
   require_labels(*train, "training");
   std::unique_ptr<Dataset> val;
@@ -83,7 +73,7 @@ int run_train(const TrainArgs& a) {
     spec.width = sample[2];
     spec.classes = train->num_classes();
     spec.base_width = a.width;
-    spec.seed = a.seed;
+    spec.seed = f.seed;
     g = build_model(a.arch, spec);
     what = a.arch;
   } else {
@@ -94,37 +84,22 @@ int run_train(const TrainArgs& a) {
   }
 
   TrainOptions o;
-  o.epochs = a.epochs;
+  apply_train_flags(f, o);
   o.batch_size = a.data.batch;
   o.limit = a.data.limit;
   o.val_batch = std::max<size_t>(a.data.batch, 256);
-  o.seed = a.seed;
-  o.optimizer.kind = parse_optimizer(a.optimizer);
-  const bool sgd = o.optimizer.kind == OptimizerKind::sgd;
-  o.optimizer.momentum = a.momentum;
   o.optimizer.nesterov = a.nesterov;
-  o.optimizer.weight_decay = a.wd >= 0 ? a.wd
-                                       : (sgd                                        ? 5e-4
-                                          : o.optimizer.kind == OptimizerKind::adamw ? 1e-2
-                                                                                     : 0);
   o.optimizer.decay_all = a.decay_all;
-  o.schedule.kind = parse_schedule(a.schedule);
-  o.schedule.lr = a.lr > 0 ? a.lr : (sgd ? 0.1 : 1e-3);
-  o.schedule.min_lr = a.min_lr;
   o.schedule.warmup_epochs = a.warmup;
   o.schedule.step_epochs = a.step_epochs;
   o.schedule.gamma = a.gamma;
-  if (a.augment) {
+  if (f.augment) {
     o.augment.pad = a.pad >= 0 ? a.pad : default_crop_pad(sample[1], sample[2]);
     // Flips by default for colour (natural) images only: on Fashion-MNIST they cost 0.7 points
     // (89.75 % without, 89.04 % with, vgg4 w24, 4 epochs on 20000 images).
     o.augment.flip = a.flip || (!a.no_flip && sample[0] == 3);
     o.augment.fill = black_fill(a.data, sample[0]);
   }
-  o.checkpoint = a.checkpoint;
-  o.checkpoint_minutes = a.checkpoint_minutes;
-  o.resume = a.resume;
-  o.max_steps = a.max_steps;
   o.stop = StopOnSignal::flag();
   set_progress(o, "");
 
@@ -146,7 +121,7 @@ int run_train(const TrainArgs& a) {
 
   const auto t0 = std::chrono::steady_clock::now();
   if (auto status = fit_or_report_stop([&] { return trainer.fit(*train, val.get()); }, trainer,
-                                       a.checkpoint, "no model"))
+                                       f.checkpoint, "no model"))
     return *status;
   // Built-in models are opset 13; an imported model keeps its own opset.
   Graph trained = trainer.inference_graph(true);
@@ -179,31 +154,16 @@ void add_train(CLI::App& app, Action& action) {
   add_data_options(cmd, a->data);
   cmd->add_option("--val-data", a->val_data, "Validation data spec: top-1 after each epoch")
       ->type_name(kSpecType);
-  cmd->add_option("--epochs", a->epochs, "Epochs")
-      ->check(CLI::Range(int64_t{1}, int64_t{100000}))
-      ->capture_default_str();
+  add_train_options(cmd, a->train,
+                    {"Peak learning rate (default 0.1 for sgd, 0.001 for adam)",
+                     "Weight decay of weights (default 5e-4 for sgd, 0 for adam, 0.01 for adamw)",
+                     "Seed of initialisation, shuffling and augmentation",
+                     "Random crop with padding (and flip, see --flip) (default on)"});
   cmd->add_option("--width", a->width, "Base width (channels) of the architecture")
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));
-  cmd->add_option("--optimizer", a->optimizer, "sgd, adam or adamw")
-      ->check(CLI::IsMember({"sgd", "adam", "adamw"}))
-      ->capture_default_str();
-  cmd->add_option("--lr", a->lr, "Peak learning rate (default 0.1 for sgd, 0.001 for adam)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--momentum", a->momentum, "SGD momentum")
-      ->check(CLI::Range(0.0, 0.999999))
-      ->capture_default_str();
   cmd->add_flag("--nesterov", a->nesterov, "Nesterov momentum");
-  cmd->add_option("--wd", a->wd,
-                  "Weight decay of weights (default 5e-4 for sgd, 0 for adam, 0.01 for adamw)")
-      ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--decay-all", a->decay_all, "Also decay biases and BatchNormalization parameters");
-  cmd->add_option("--schedule", a->schedule, "Learning rate: constant, step or cosine")
-      ->check(CLI::IsMember({"constant", "step", "cosine"}))
-      ->capture_default_str();
   cmd->add_option("--warmup", a->warmup, "Linear warm-up length in epochs")
-      ->check(CLI::Range(0.0, 1e6))
-      ->capture_default_str();
-  cmd->add_option("--min-lr", a->min_lr, "Cosine: final learning rate")
       ->check(CLI::Range(0.0, 1e6))
       ->capture_default_str();
   cmd->add_option("--step-epochs", a->step_epochs, "Step: decay every this many epochs")
@@ -212,28 +172,13 @@ void add_train(CLI::App& app, Action& action) {
   cmd->add_option("--gamma", a->gamma, "Step: decay factor")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd->add_option("--seed", a->seed, "Seed of initialisation, shuffling and augmentation")
-      ->capture_default_str();
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
-  cmd->add_flag("--augment,!--no-augment", a->augment,
-                "Random crop with padding (and flip, see --flip) (default on)");
   cmd->add_option("--pad", a->pad, "Random crop padding (default: 4 for 32x32, 2 for 28x28)")
       ->check(CLI::Range(int64_t{0}, int64_t{1024}));
   cmd->add_flag("--flip", a->flip,
                 "Random horizontal flip with --augment (default for 3-channel data)");
   cmd->add_flag("--no-flip", a->no_flip, "No horizontal flip (default for 1-channel data)");
-  cmd->add_option("--checkpoint", a->checkpoint,
-                  "Checkpoint file, written after every epoch and every --checkpoint-minutes")
-      ->type_name(kFileType);
-  cmd->add_option("--checkpoint-minutes", a->checkpoint_minutes,
-                  "Also checkpoint mid-epoch this often (0: epoch ends only)")
-      ->check(CLI::Range(0.0, 1e6))
-      ->capture_default_str();
-  cmd->add_flag("--resume", a->resume, "Continue from --checkpoint");
-  cmd->add_option("--max-steps", a->max_steps,
-                  "Stop after this many steps in this run, with a checkpoint (0: no limit)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   cmd->callback([a, &action] { action = [a] { return run_train(*a); }; });
 }
 

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/validators.h"
 
 namespace mixq::cli {
 namespace {
@@ -19,6 +20,60 @@ extern "C" void on_stop_signal(int) {
 }
 
 }  // namespace
+
+void add_train_options(CLI::App* cmd, TrainFlags& f, const TrainFlagsHelp& help) {
+  cmd->add_option("--epochs", f.epochs, "Epochs")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}))
+      ->capture_default_str();
+  cmd->add_option("--optimizer", f.optimizer, "sgd, adam or adamw")
+      ->check(CLI::IsMember({"sgd", "adam", "adamw"}))
+      ->capture_default_str();
+  auto* lr = cmd->add_option("--lr", f.lr, help.lr)->check(CLI::PositiveNumber);
+  if (f.lr > 0) lr->capture_default_str();
+  cmd->add_option("--min-lr", f.min_lr, "Cosine: final learning rate")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+  cmd->add_option("--momentum", f.momentum, "SGD momentum")
+      ->check(CLI::Range(0.0, 0.999999))
+      ->capture_default_str();
+  auto* wd = cmd->add_option("--wd", f.wd, help.wd)->check(CLI::Range(0.0, 1.0));
+  if (f.wd >= 0) wd->capture_default_str();
+  cmd->add_option("--schedule", f.schedule, "Learning rate: constant, step or cosine")
+      ->check(CLI::IsMember({"constant", "step", "cosine"}))
+      ->capture_default_str();
+  cmd->add_option("--seed", f.seed, help.seed)->capture_default_str();
+  cmd->add_flag("--augment,!--no-augment", f.augment, help.augment);
+  cmd->add_option("--checkpoint", f.checkpoint,
+                  "Checkpoint file, written after every epoch and every --checkpoint-minutes")
+      ->type_name(kFileType);
+  cmd->add_option("--checkpoint-minutes", f.checkpoint_minutes,
+                  "Also checkpoint mid-epoch this often (0: epoch ends only)")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+  cmd->add_flag("--resume", f.resume, "Continue from --checkpoint");
+  cmd->add_option("--max-steps", f.max_steps,
+                  "Stop after this many steps in this run, with a checkpoint (0: no limit)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+}
+
+void apply_train_flags(const TrainFlags& f, TrainOptions& o) {
+  o.epochs = f.epochs;
+  o.seed = f.seed;
+  o.optimizer.kind = parse_optimizer(f.optimizer);
+  const bool sgd = o.optimizer.kind == OptimizerKind::sgd;
+  o.optimizer.momentum = f.momentum;
+  o.optimizer.weight_decay = f.wd >= 0 ? f.wd
+                                       : (sgd                                        ? 5e-4
+                                          : o.optimizer.kind == OptimizerKind::adamw ? 1e-2
+                                                                                     : 0);
+  o.schedule.kind = parse_schedule(f.schedule);
+  o.schedule.lr = f.lr > 0 ? f.lr : (sgd ? 0.1 : 1e-3);
+  o.schedule.min_lr = f.min_lr;
+  o.checkpoint = f.checkpoint;
+  o.checkpoint_minutes = f.checkpoint_minutes;
+  o.resume = f.resume;
+  o.max_steps = f.max_steps;
+}
 
 std::vector<float> black_fill(const DataArgs& d, int64_t channels) {
   const std::vector<float> mean =

@@ -8,11 +8,45 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "cli/data_args.h"
 #include "data/dataset.h"
 #include "train/trainer.h"
 
 namespace mixq::cli {
+
+// The training flags mixq train and mixq finetune share, with each command's defaults.
+struct TrainFlags {
+  int64_t epochs = 10;
+  double lr = 0;  // 0: by the optimizer
+  double min_lr = 0;
+  std::string optimizer = "sgd";
+  double momentum = 0.9;
+  double wd = -1;  // negative: by the optimizer
+  std::string schedule = "cosine";
+  uint64_t seed = 0;
+  bool augment = true;
+  std::string checkpoint;
+  double checkpoint_minutes = 10;
+  bool resume = false;
+  int64_t max_steps = 0;
+};
+
+// What a command's help says of the flags whose meaning differs between commands.
+struct TrainFlagsHelp {
+  std::string lr, wd, seed, augment;
+};
+
+// Declares the TrainFlags options on cmd: --epochs, --optimizer, --lr, --min-lr, --momentum,
+// --wd, --schedule, --seed, --augment/--no-augment, --checkpoint, --checkpoint-minutes, --resume
+// and --max-steps. A default is shown where it is a fixed value (lr > 0, wd >= 0).
+void add_train_options(CLI::App* cmd, TrainFlags& f, const TrainFlagsHelp& help);
+
+// Sets o's epochs, seed, optimizer, schedule, checkpointing and step limit from the flags; an lr
+// of 0 and a negative wd become the optimizer's defaults (lr 0.1 for sgd, else 0.001; weight
+// decay 5e-4 for sgd, 0.01 for adamw, 0 for adam). Augmentation is the caller's.
+void apply_train_flags(const TrainFlags& f, TrainOptions& o);
 
 // Per-channel value of black after normalisation, (0 - mean) / std: the crop padding.
 std::vector<float> black_fill(const DataArgs& d, int64_t channels);

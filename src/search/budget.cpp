@@ -78,6 +78,16 @@ std::vector<Budget> parse_budgets(const std::string& text, const std::string& wh
   return out;
 }
 
+std::string budgets_text(const std::vector<Budget>& budgets) {
+  std::string out;
+  for (const Budget& b : budgets) out += (out.empty() ? "" : ",") + b.text;
+  return out;
+}
+
+hw::Design latency_design(const hw::Device& device) {
+  return hw::balanced_design(device, 4);
+}
+
 LinearBudget linearize(const Budget& b, const Graph& g, const SearchSpace& space) {
   const size_t L = space.num_searched(), C = space.num_candidates();
   LinearBudget lb;
@@ -118,7 +128,7 @@ LinearBudget linearize(const Budget& b, const Graph& g, const SearchSpace& space
       break;
     }
     case Budget::Kind::latency_ms: {
-      const hw::Design design = hw::balanced_design(*hw::find_device(b.device), 4);
+      const hw::Design design = latency_design(*hw::find_device(b.device));
       const double cycles_per_ms = design.device.clock_mhz * 1e3;
       std::map<std::string, hw::LayerShape> shapes;
       for (const hw::LayerShape& l : hw::layers_from_graph(g)) shapes[l.name] = l;
@@ -174,11 +184,9 @@ void check_budget_feasible(const Budget& b, const Graph& g, const SearchSpace& s
     }
     return fmt::format("{:.4g} ms on {}", v, b.device);
   };
-  std::string names;
-  for (const CandidateSpec& c : space.candidates) names += (names.empty() ? "" : ",") + c.name;
-  throw Error(where, "budget '" + b.text + "' cannot be met: with candidates " + names +
-                         " the cheapest assignment needs " + show(cheapest) + " (the dearest " +
-                         show(dearest) + ")");
+  throw Error(where, "budget '" + b.text + "' cannot be met: with candidates " +
+                         candidate_names(space.candidates) + " the cheapest assignment needs " +
+                         show(cheapest) + " (the dearest " + show(dearest) + ")");
 }
 
 }  // namespace mixq

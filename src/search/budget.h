@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "hw/fpga.h"
 #include "search/candidates.h"
 
 namespace mixq {
@@ -23,6 +24,11 @@ struct Budget {
 Budget parse_budget(const std::string& text, const std::string& where);
 // Comma-separated list ("2.5bits,3bits").
 std::vector<Budget> parse_budgets(const std::string& text, const std::string& where);
+// The budgets as given, comma-separated.
+std::string budgets_text(const std::vector<Budget>& budgets);
+
+// The FPGA design a latency budget is costed on: the device's balanced 4-bit MSQ design.
+hw::Design latency_design(const hw::Device& device);
 
 // The budget as a linear constraint over the searched layers' candidates: per-variable costs
 // (layer-major, candidate-minor) and the bound, after subtracting what the fixed part uses.

@@ -86,6 +86,12 @@ std::vector<CandidateSpec> parse_candidates(const std::string& text, const std::
   return out;
 }
 
+std::string candidate_names(const std::vector<CandidateSpec>& candidates) {
+  std::string out;
+  for (const CandidateSpec& c : candidates) out += (out.empty() ? "" : ",") + c.name;
+  return out;
+}
+
 double SearchSpace::size_bits(size_t s, size_t c) const {
   const QuantLayer& l = all[searched[s]];
   return static_cast<double>(l.weight_count) * candidate_bits(candidates[c], l.rows);

@@ -33,6 +33,8 @@ double candidate_high_share(const CandidateSpec& c, int64_t rows);
 // fixed:SP2 = 1:1.5; "w4-msq" is 1:1.5), "w4-msqpot2" (PoT shift rows), "w4-rmsmp1.5" (MSQ plus
 // 5 % of rows at 8 bits). Error naming `where` on bad text.
 std::vector<CandidateSpec> parse_candidates(const std::string& text, const std::string& where);
+// The candidates' names, comma-separated (what parse_candidates reads back).
+std::string candidate_names(const std::vector<CandidateSpec>& candidates);
 
 // The layers a search covers: every quantizable layer except (by default) the first and last.
 struct SearchSpace {

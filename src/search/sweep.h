@@ -1,0 +1,50 @@
+// Allocators x budgets on one set of measurements: each allocation's predicted loss increase,
+// its measured increase on the sensitivity samples and its test top-1 (mixq sweep, and the
+// accuracy-vs-size curves of mixq quantize's report).
+#pragma once
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "search/allocate.h"
+
+namespace mixq {
+
+// Mean loss over the sensitivity subset minus L0.
+double measured_increase(const Graph& g, const QuantConfig& cfg, const Dataset& sens,
+                         const std::vector<size_t>& subset, double L0, size_t batch);
+
+struct SweepData {
+  const Dataset* sens = nullptr;  // the sensitivity samples
+  std::vector<size_t> subset;
+  const Dataset* test = nullptr;
+  size_t batch = 64, limit = 0;
+};
+
+// One allocator under one budget. The figures are set for feasible allocations only.
+struct SweepRow {
+  AllocMethod method = AllocMethod::clado;
+  Budget budget;
+  Allocation allocation;
+  double avg_bits = 0;   // over the searched layers
+  double weight_kb = 0;  // the whole model's weights
+  double measured = 0;   // loss increase on the sensitivity samples
+  double test_top1 = 0;  // percent
+  bool feasible() const { return allocation.feasible; }
+  // The IQP solver's status, "-" for the allocators without one (uniform, greedy).
+  std::string solver_status() const;
+};
+
+// One row per (budget, method), budgets outer, in the given orders; on_row sees each row as it
+// is done.
+std::vector<SweepRow> sweep(const AllocInputs& in, const std::vector<Budget>& budgets,
+                            const std::vector<AllocMethod>& methods, const IqpOptions& o,
+                            const SweepData& data,
+                            const std::function<void(const SweepRow&)>& on_row = {});
+
+// The rows as JSON, as mixq sweep --json writes them and the report reads them.
+nlohmann::json sweep_json(const std::vector<SweepRow>& rows);
+
+}  // namespace mixq
