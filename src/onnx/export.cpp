@@ -6,11 +6,11 @@
 
 #include "base/error.h"
 #include "base/file_io.h"
+#include "ir/internal_names.h"
 #include "onnx/import.h"
 
 namespace mixq {
 namespace {
-
 
 void fill_tensor(onnx::TensorProto* p, const std::string& name, const Tensor& t) {
   p->set_name(name);
@@ -203,11 +203,11 @@ void graph_to_model(const Graph& g, onnx::ModelProto& model, const ExportOptions
     if (used[v] && g.values[v].constant)
       fill_tensor(gp->add_initializer(), g.values[v].name, *g.values[v].constant);
   for (const auto& n : g.nodes) {
-    if (n.domain == "mixq" && n.op_type == "FakeQuant") {
+    if (names::is_internal(n, names::kFakeQuant)) {
       export_fake_quant(g, n, gp, names);
       continue;
     }
-    if (n.domain == "mixq" && n.op_type == "GroupNormalization") {
+    if (names::is_internal(n, names::kGroupNorm)) {
       export_group_norm(g, n, gp, names);
       continue;
     }
@@ -219,7 +219,7 @@ void graph_to_model(const Graph& g, onnx::ModelProto& model, const ExportOptions
     for (int v : n.inputs) np->add_input(v >= 0 ? g.values[v].name : "");
     for (int v : n.outputs) np->add_output(v >= 0 ? g.values[v].name : "");
     for (const auto& [key, val] : n.attrs) {
-      check(key.rfind("mixq_", 0) != 0, n.label(),
+      check(key.rfind(names::kPrefix, 0) != 0, n.label(),
             "carries fused attribute '" + key + "'; export the unfused graph");
       fill_attribute(np->add_attribute(), key, val);
     }

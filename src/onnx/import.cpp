@@ -22,6 +22,7 @@
 #include "base/file_io.h"
 #include "base/memory.h"
 #include "base/parse.h"
+#include "ir/internal_names.h"
 #include "onnx/inline_functions.h"
 #include "onnx/lower_opset.h"
 #include "passes/passes.h"
@@ -300,7 +301,7 @@ bool has_parameters(const Node& n) {
                                              "GroupNormalization",
                                              "PRelu"};
   return (n.domain.empty() && kOps.count(n.op_type) != 0) ||
-         (n.domain == "mixq" && n.op_type == "GroupNormalization");
+         names::is_internal(n, names::kGroupNorm);
 }
 
 // A NaN in any float constant, or an infinity among a layer's parameters, is refused at load:

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "ir/internal_names.h"
 #include "onnx/import.h"
 
 namespace mixq {
@@ -187,7 +188,7 @@ class Lowering {
           label(n), "needs inputs X, scale, bias and one output");
     check(find_attr(n, "num_groups") != nullptr, label(n), "missing attribute num_groups");
     remove_attr(n, "stash_type");
-    n.set_domain("mixq");
+    n.set_domain(names::kDomain);
     AttributeProto* a = n.add_attribute();
     a->set_name("channel_affine");
     a->set_type(AttributeProto::INT);
@@ -288,14 +289,14 @@ void lower_to_opset17(onnx::ModelProto& model, const std::string& where) {
   bool has_mixq = false, uses_mixq = false;
   for (const auto& op : model.opset_import()) {
     if (op.domain().empty() || op.domain() == "ai.onnx") opset = op.version();
-    if (op.domain() == "mixq") has_mixq = true;
+    if (op.domain() == names::kDomain) has_mixq = true;
   }
   Lowering(where, nullptr, opset, &uses_mixq).graph(*model.mutable_graph());
   for (auto& op : *model.mutable_opset_import())
     if (op.domain().empty() || op.domain() == "ai.onnx") op.set_version(17);
   if (uses_mixq && !has_mixq) {  // the checker wants every node's domain imported
     auto* op = model.add_opset_import();
-    op->set_domain("mixq");
+    op->set_domain(names::kDomain);
     op->set_version(1);
   }
   if (model.ir_version() > 8) model.set_ir_version(8);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "ir/internal_names.h"
 #include "ops/common.h"
 #include "ops/kernel.h"
 #include "ops/window.h"
@@ -31,11 +32,11 @@ struct ConvAttrs : WindowAttrs {
     check(group >= 1, node.label(), "group must be positive");
     output_padding = node.get_ints("output_padding");
     output_shape = node.get_ints("output_shape");
-    std::string act = node.get_string("mixq_activation", "");
+    std::string act = node.get_string(names::kActivation, "");
     check(act.empty() || act == "Relu", node.label(), "unsupported fused activation '" + act + "'");
     relu = act == "Relu";
-    sum = node.get_int("mixq_sum", 0) != 0;
-    std::string layout = node.get_string("mixq_layout", "NCHW");
+    sum = node.get_int(names::kSum, 0) != 0;
+    std::string layout = node.get_string(names::kLayout, "NCHW");
     check(layout == "NCHW" || layout == "NHWC", node.label(), "unknown layout '" + layout + "'");
     nhwc = layout == "NHWC";
   }

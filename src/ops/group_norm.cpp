@@ -8,6 +8,7 @@
 // and bias.
 #include <cmath>
 
+#include "ir/internal_names.h"
 #include "ops/broadcast.h"
 #include "ops/common.h"
 #include "ops/kernel.h"
@@ -171,7 +172,7 @@ class GroupNorm final : public Kernel {
 }  // namespace
 
 void register_group_norm_ops(Registry& r) {
-  r.add("mixq.GroupNormalization", "ref", make_kernel<GroupNorm>, true);
+  r.add(names::internal_key(names::kGroupNorm), "ref", make_kernel<GroupNorm>, true);
 }
 
 }  // namespace mixq

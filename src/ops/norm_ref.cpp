@@ -3,6 +3,7 @@
 #include <cmath>
 #include <memory>
 
+#include "ir/internal_names.h"
 #include "ops/norm_impl.h"
 
 namespace mixq {
@@ -19,7 +20,7 @@ Planes planes_of(const Shape& x, bool nhwc, const Node& node) {
 }
 
 bool read_nhwc(const Node& node) {
-  std::string layout = node.get_string("mixq_layout", "NCHW");
+  std::string layout = node.get_string(names::kLayout, "NCHW");
   check(layout == "NCHW" || layout == "NHWC", node.label(), "unknown layout '" + layout + "'");
   return layout == "NHWC";
 }

@@ -13,6 +13,7 @@
 #include <limits>
 #include <memory>
 
+#include "ir/internal_names.h"
 #include "ops/common.h"
 #include "ops/dnnl_util.h"
 #include "ops/kernel.h"
@@ -34,7 +35,7 @@ struct PoolAttrs : WindowAttrs {
     ceil_mode = node.get_int("ceil_mode", 0) != 0;
     count_include_pad = node.get_int("count_include_pad", 0) != 0;
     column_major_indices = node.get_int("storage_order", 0) != 0;
-    std::string layout = node.get_string("mixq_layout", "NCHW");
+    std::string layout = node.get_string(names::kLayout, "NCHW");
     check(layout == "NCHW" || layout == "NHWC", node.label(), "unknown layout '" + layout + "'");
     nhwc = layout == "NHWC";
   }

@@ -17,6 +17,7 @@
 #include <map>
 
 #include "base/error.h"
+#include "ir/internal_names.h"
 #include "ops/common.h"
 #include "ops/dnnl_util.h"
 #include "ops/kernel.h"
@@ -44,12 +45,12 @@ struct QConvParams {
     qmax = node.get_int("qmax", 255);
     check(scale > 0 && qmax >= 1 && qmax <= 255 && group >= 1, node.label(),
           "needs scale > 0, qmax in 1..255 and group >= 1");
-    const std::string act = node.get_string("mixq_activation", "");
-    const std::string layout = node.get_string("mixq_layout", "NCHW");
+    const std::string act = node.get_string(names::kActivation, "");
+    const std::string layout = node.get_string(names::kLayout, "NCHW");
     check(act.empty() || act == "Relu", node.label(), "unsupported fused activation '" + act + "'");
     check(layout == "NCHW" || layout == "NHWC", node.label(), "unknown layout '" + layout + "'");
     relu = act == "Relu";
-    sum = node.get_int("mixq_sum", 0) != 0;
+    sum = node.get_int(names::kSum, 0) != 0;
     nhwc = layout == "NHWC";
   }
 };
@@ -317,8 +318,8 @@ std::unique_ptr<Kernel> make(const Node& node, const Graph& graph) {
 }  // namespace
 
 void register_qconv_ops(Registry& r) {
-  r.add("mixq.QConv", "dnnl", make<QConvDnnl>, false);
-  r.add("mixq.QConv", "ref", make<QConvRef>, true);
+  r.add(names::internal_key(names::kQConv), "dnnl", make<QConvDnnl>, false);
+  r.add(names::internal_key(names::kQConv), "ref", make<QConvRef>, true);
 }
 
 }  // namespace mixq

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "ir/internal_names.h"
 #include "ops/common.h"
 #include "ops/kernel.h"
 #include "ops/quant_grid.h"
@@ -141,7 +142,7 @@ class DequantizeLinearKernel : public Kernel {
 }  // namespace
 
 void register_quant_ops(Registry& r) {
-  r.add("mixq.FakeQuant", "ref", make_kernel<FakeQuantKernel>, true);
+  r.add(names::internal_key(names::kFakeQuant), "ref", make_kernel<FakeQuantKernel>, true);
   r.add("QuantizeLinear", "ref", make_kernel<QuantizeLinearKernel>, true);
   r.add("DequantizeLinear", "ref", make_kernel<DequantizeLinearKernel>, true);
 }

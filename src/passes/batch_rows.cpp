@@ -4,6 +4,8 @@
 #include <set>
 #include <string>
 
+#include "ir/internal_names.h"
+
 namespace mixq {
 namespace {
 
@@ -53,7 +55,7 @@ bool keeps_rows(const Graph& g, const ShapeInfo& s, const Node& n) {
     return true;
   };
   const bool x_leading = x >= 0 && s.batch_use(x) == Use::leading;
-  if (n.domain == "mixq" && n.op_type == "FakeQuant") return x_leading;
+  if (names::is_internal(n, names::kFakeQuant)) return x_leading;
   if (is_op(n, kRowwise)) return x_leading && others_free(1);
   if (n.op_type == "BatchNormalization" && n.domain.empty())
     return x_leading && others_free(1) && n.get_int("training_mode", 0) == 0;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "ir/internal_names.h"
+
 namespace mixq {
 namespace {
 
@@ -22,11 +24,11 @@ bool plain(const Node& n, const char* op) {
 }  // namespace
 
 bool is_fusable_conv(const Node& n) {
-  return plain(n, "Conv") || (n.domain == "mixq" && n.op_type == "QConv");
+  return plain(n, "Conv") || names::is_internal(n, names::kQConv);
 }
 
 int fused_sum_input(const Node& n) {
-  return n.domain == "mixq" && n.op_type == "QConv" ? 4 : 3;
+  return names::is_internal(n, names::kQConv) ? 4 : 3;
 }
 
 int fuse_conv_activations(Graph& g, const ShapeInfo& shapes) {
@@ -44,14 +46,14 @@ int fuse_conv_activations(Graph& g, const ShapeInfo& shapes) {
       if (next < 0) break;
       Node& n = g.nodes[next];
       // The kernel adds the sum before the activation, so nothing fuses after a Relu.
-      if (conv.has("mixq_activation") || n.outputs.size() != 1) break;
+      if (conv.has(names::kActivation) || n.outputs.size() != 1) break;
       if (plain(n, "Relu")) {
-        conv.attrs["mixq_activation"] = std::string("Relu");
-      } else if (plain(n, "Add") && n.inputs.size() == 2 && !conv.has("mixq_sum")) {
+        conv.attrs[names::kActivation] = std::string("Relu");
+      } else if (plain(n, "Add") && n.inputs.size() == 2 && !conv.has(names::kSum)) {
         const int other = n.inputs[0] == y ? n.inputs[1] : n.inputs[0];
         // `other` cannot depend on y: y's only reader is this Add.
         if (other < 0 || g.is_constant(other) || !shapes.same_shape(other, y)) break;
-        conv.attrs["mixq_sum"] = int64_t{1};
+        conv.attrs[names::kSum] = int64_t{1};
         const int at_sum = fused_sum_input(conv);
         conv.inputs.resize(at_sum + 1, -1);
         conv.inputs[at_sum] = other;

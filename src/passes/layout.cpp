@@ -6,6 +6,8 @@
 #include <set>
 #include <string>
 
+#include "ir/internal_names.h"
+
 namespace mixq {
 namespace {
 
@@ -27,7 +29,7 @@ bool any_of_ops(const Node& n, std::initializer_list<const char*> ops) {
 // Elementwise ops with one data input whose other inputs and attributes do not depend on the
 // layout (Clip's bounds are scalars; FakeQuant is per tensor).
 bool layout_free_unary(const Node& n) {
-  if (n.domain == "mixq" && n.op_type == "FakeQuant") return true;
+  if (names::is_internal(n, names::kFakeQuant)) return true;
   return any_of_ops(n, {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
                         "Elu", "Selu", "Softplus", "Abs", "Neg"});
 }
@@ -180,18 +182,18 @@ class LayoutPass {
 
   void visit(Node n) {
     // Nodes placed by an earlier run, and ones whose extra outputs are used, stay as they are.
-    if (n.has("mixq_layout") || !only_first_output(n)) return emit_plain(std::move(n));
+    if (n.has(names::kLayout) || !only_first_output(n)) return emit_plain(std::move(n));
     const int x = n.has_input(0) ? n.inputs[0] : -1;
     if (is_fusable_conv(n) && x >= 0 && g_.values[x].dtype == DType::f32 && rank4(x) &&
         n.has_input(1) && rank4(n.inputs[1])) {
       const int s = fused_sum_input(n);
-      if (n.get_int("mixq_sum", 0) != 0 && n.has_input(s)) {
+      if (n.get_int(names::kSum, 0) != 0 && n.has_input(s)) {
         if (!rank4(n.inputs[s])) return emit_plain(std::move(n));
         n.inputs[s] = get(n.inputs[s], true);
       }
       n.inputs[0] = get(x, true);
       inputs_channels_first(n, {0, s});
-      n.attrs["mixq_layout"] = std::string("NHWC");
+      n.attrs[names::kLayout] = std::string("NHWC");
       return emit_nhwc(std::move(n));
     }
     if (any_of_ops(n, {"Add", "Sub", "Mul", "Div"}) && n.inputs.size() == 2 &&
@@ -207,7 +209,7 @@ class LayoutPass {
         any_of_ops(n, {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}) ||
         (onnx_op(n, "BatchNormalization") && n.get_int("training_mode", 0) == 0 &&
          (g_.opset >= 9 || n.get_int("spatial", 1) == 1));
-    if (channels_last_kernel) n.attrs["mixq_layout"] = std::string("NHWC");
+    if (channels_last_kernel) n.attrs[names::kLayout] = std::string("NHWC");
     if (channels_last_kernel || layout_free_unary(n) || (onnx_op(n, "Slice") && remap_slice(n)) ||
         (onnx_op(n, "Pad") && remap_pad(n))) {
       n.inputs[0] = get(x, true);

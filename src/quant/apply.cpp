@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "base/error.h"
+#include "ir/internal_names.h"
 
 namespace mixq {
 
@@ -14,8 +15,8 @@ int add_fake_quant_node(Graph& g, int input, const ActQuant& q, const std::strin
   g.values[out].shape_known = g.values[input].shape_known;
   Node n;
   n.name = name;
-  n.op_type = "FakeQuant";
-  n.domain = "mixq";
+  n.op_type = names::kFakeQuant;
+  n.domain = names::kDomain;
   n.inputs = {input};
   n.outputs = {out};
   n.attrs["scale"] = q.scale;
@@ -90,8 +91,8 @@ bool to_integer_conv(Graph& g, const QuantLayer& l, const LayerConfig& lc) {
   std::vector<int> inputs{n.inputs[0], c, st};
   if (n.inputs.size() > 2 && n.inputs[2] >= 0) inputs.push_back(n.inputs[2]);
   n.inputs = inputs;
-  n.op_type = "QConv";
-  n.domain = "mixq";
+  n.op_type = names::kQConv;
+  n.domain = names::kDomain;
   n.attrs["scale"] = a.scale;
   n.attrs["qmax"] = static_cast<int64_t>(a.qmax);
   if (!n.has("pads")) n.attrs["pads"] = std::vector<int64_t>{0, 0, 0, 0};

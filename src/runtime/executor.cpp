@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "base/error.h"
+#include "ir/internal_names.h"
 #include "passes/fuse.h"
 #include "passes/optimize.h"
 
@@ -31,7 +32,7 @@ std::vector<bool> in_place_sums(const Graph& g) {
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     const int at = fused_sum_input(n);
-    if (n.get_int("mixq_sum", 0) == 0 || !n.has_input(at) || n.outputs.empty()) continue;
+    if (n.get_int(names::kSum, 0) == 0 || !n.has_input(at) || n.outputs.empty()) continue;
     const int s = n.inputs[at];
     const int uses = static_cast<int>(std::count(n.inputs.begin(), n.inputs.end(), s));
     ok[i] = !caller_owned[s] && !g.is_constant(s) && g.values[s].producer >= 0 &&
