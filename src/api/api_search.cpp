@@ -95,7 +95,7 @@ std::vector<LayerChoice> Allocation::layers() const {
     const QuantLayer& l = space.all[space.searched[s]];
     if (a.allocation.choice.empty()) {  // uniform: one fixed-point width everywhere
       const int b = a.allocation.uniform_bits;
-      out.push_back({l.name, "w" + std::to_string(b), static_cast<double>(b)});
+      out.push_back({l.name, std::string("w").append(std::to_string(b)), static_cast<double>(b)});
     } else {
       const CandidateSpec& c = space.candidates[a.allocation.choice[s]];
       out.push_back({l.name, c.name, candidate_bits(c, l.rows)});
