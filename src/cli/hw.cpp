@@ -16,6 +16,7 @@
 #include "hw/fpga.h"
 #include "hw/shapes.h"
 #include "onnx/import.h"
+#include "quant/scheme.h"
 
 namespace mixq::cli {
 namespace {
@@ -133,12 +134,12 @@ void add_hw(CLI::App& app, Action& action) {
                   "fixed-only)")
       ->check(ratio_validator());
   cmd->add_option("--wbits", a->wbits, "Weight bits of a uniform design (no --quant)")
-      ->check(CLI::Range(2, 8))
+      ->check(CLI::Range(kMinBits, kMaxBits))
       ->capture_default_str()
       ->excludes(quant);  // the config's bits apply: refused, not ignored
   cmd->add_option("--edge-bits", a->edge_bits,
                   "Fixed-point bits of the first and last layer (no --quant; 0: like the rest)")
-      ->check(CLI::Range(0, 8))
+      ->check(CLI::Range(0, kMaxBits))
       ->capture_default_str()
       ->excludes(quant);
   cmd->add_option("--clock", a->clock_mhz, "Clock in MHz (default: the device table's)")
@@ -155,7 +156,8 @@ void add_hw(CLI::App& app, Action& action) {
                                    "an FPGA is required (devices: " + hw::device_names() + ")");
       if (a->model.empty() && a->arch.empty())
         throw CLI::ValidationError("MODEL", "give an ONNX model or --arch resnet18");
-      if (a->edge_bits == 1) throw CLI::ValidationError("--edge-bits", "must be 0 or 2..8");
+      if (a->edge_bits == 1)
+        throw CLI::ValidationError("--edge-bits", "must be 0 or " + bits_range());
     }
     action = [a] { return run_hw(*a); };
   });

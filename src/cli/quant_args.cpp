@@ -5,17 +5,19 @@
 #include "base/error.h"
 #include "cli/commands.h"
 #include "cli/hw_args.h"
+#include "cli/validators.h"
 #include "hw/fpga.h"
+#include "quant/scheme.h"
 
 namespace mixq::cli {
 
 void add_quant_options(CLI::App* cmd, QuantArgs& a) {
-  cmd->add_option("--wbits", a.wbits, "Weight bits 2..8 (0: float weights)")
-      ->check(CLI::IsMember({0, 2, 3, 4, 5, 6, 7, 8}));
+  cmd->add_option("--wbits", a.wbits, "Weight bits " + bits_range() + " (0: float weights)")
+      ->check(CLI::IsMember(weight_bits_choices(true)));
   cmd->add_option("--abits", a.abits, "Activation bits 2..16 (0: float activations)")
       ->check(CLI::Range(0, 16));
-  cmd->add_option("--scheme", a.scheme, "Weight scheme: fixed, pot, sp2")
-      ->check(CLI::IsMember({"fixed", "pot", "sp2"}));
+  cmd->add_option("--scheme", a.scheme, "Weight scheme: " + join(scheme_choices(a.scheme), ", "))
+      ->check(CLI::IsMember(scheme_choices(a.scheme)));
   cmd->add_option("--scale", a.scale, "Weight scales: mse or maxabs")
       ->check(CLI::IsMember({"mse", "maxabs"}));
   cmd->add_flag("--per-tensor", a.per_tensor, "One weight scale per layer instead of per row");
@@ -25,7 +27,7 @@ void add_quant_options(CLI::App* cmd, QuantArgs& a) {
       ->check(CLI::Range(50.0, 100.0));
   cmd->add_option("--edge-bits", a.edge_bits,
                   "Bits of the first and last layer (0: same as the rest)")
-      ->check(CLI::IsMember({0, 2, 3, 4, 5, 6, 7, 8}));
+      ->check(CLI::IsMember(weight_bits_choices(true)));
   cmd->add_option("--calib-samples", a.calib_samples, "Calibration samples (seeded subset)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   cmd->add_option("--seed", a.seed, "Seed of every random choice");
@@ -35,21 +37,23 @@ void add_quant_options(CLI::App* cmd, QuantArgs& a) {
   cmd->add_option("--device", a.device, "MSQ rows at the FPGA's balanced ratio (mixq hw)")
       ->check(device_validator())
       ->excludes(ratio);
-  cmd->add_option("--shift-scheme", a.shift_scheme, "Scheme of the MSQ shift rows: sp2 or pot")
-      ->check(CLI::IsMember({"sp2", "pot"}));
+  const std::vector<std::string> shift = scheme_choices(a.shift_scheme, true);
+  cmd->add_option("--shift-scheme", a.shift_scheme,
+                  "Scheme of the MSQ shift rows: " + join(shift, " or "))
+      ->check(CLI::IsMember(shift));
   cmd->add_option("--high-precision-share", a.high_share,
                   "RMSMP: share of rows (largest error) at --high-bits fixed, e.g. 0.05")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--high-bits", a.high_bits, "Bits of the RMSMP rows (fixed-point)")
-      ->check(CLI::Range(2, 8));
+      ->check(CLI::Range(kMinBits, kMaxBits));
   cmd->parse_complete_callback([&a] {
     const bool ratio0 = a.ratio.empty() || hw::parse_ratio(a.ratio, "--ratio") == 0;
     if (ratio0 && a.device.empty() && a.high_share == 0) return;
     const std::string flag = !a.ratio.empty()    ? "--ratio"
                              : !a.device.empty() ? "--device"
                                                  : "--high-precision-share";
-    if (a.wbits == 0) throw CLI::ValidationError(flag, "mixed rows need --wbits 2..8");
-    if (a.scheme != "fixed")
+    if (a.wbits == 0) throw CLI::ValidationError(flag, "mixed rows need --wbits " + bits_range());
+    if (a.scheme != scheme_name(Scheme::fixed))
       throw CLI::ValidationError(
           flag, "mixed rows are fixed-point and --shift-scheme; drop --scheme " + a.scheme);
     if (a.per_tensor) throw CLI::ValidationError(flag, "mixed rows need per-row scales");

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "base/error.h"
+#include "quant/scheme.h"
 
 namespace mixq::cli {
 
@@ -43,6 +44,31 @@ CLI::Validator parsed_by(std::function<void(const std::string&)> parse, const st
         }
       },
       "", name);
+}
+
+std::vector<std::string> scheme_choices(const std::string& first, bool shift_only) {
+  std::vector<std::string> out = {first};
+  for (Scheme s : all_schemes())
+    if ((!shift_only || scheme_traits(s).multiplier_free) && scheme_name(s) != first)
+      out.push_back(scheme_name(s));
+  return out;
+}
+
+std::vector<int> weight_bits_choices(bool with_float) {
+  std::vector<int> out;
+  if (with_float) out.push_back(0);
+  for (int b = kMinBits; b <= kMaxBits; ++b) out.push_back(b);
+  return out;
+}
+
+std::string bits_range() {
+  return std::to_string(kMinBits) + ".." + std::to_string(kMaxBits);
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (const std::string& s : items) out += (out.empty() ? "" : sep) + s;
+  return out;
 }
 
 std::string flag_name(const CLI::Option& opt) {

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace mixq::cli {
 
@@ -21,6 +22,18 @@ void add_common_checks(CLI::App& app);
 // A validator from a parser that throws Error on bad text (parse_budgets, parse_candidates):
 // the Error's cause becomes the usage message.
 CLI::Validator parsed_by(std::function<void(const std::string&)> parse, const std::string& name);
+
+// Choices built from the scheme table (quant/scheme.h) and its bit range (kMinBits..kMaxBits),
+// so that flags, their help and their checks follow the library's table.
+// The schemes' names, `first` (the flag's default) first and the rest in table order; with
+// shift_only, the multiplier-free schemes only (the shift rows of MSQ).
+std::vector<std::string> scheme_choices(const std::string& first, bool shift_only = false);
+// The weight bit-widths kMinBits..kMaxBits, after 0 (float weights) when with_float.
+std::vector<int> weight_bits_choices(bool with_float);
+// "2..8".
+std::string bits_range();
+// The items joined by `sep`.
+std::string join(const std::vector<std::string>& items, const std::string& sep);
 
 // "--flag": the name of an option as messages give it (its long name, else its short one).
 std::string flag_name(const CLI::Option& opt);

@@ -128,7 +128,7 @@ std::vector<RowSplit> splits_from_config(const std::vector<LayerShape>& layers,
                         lc->rows.size(), l.cout));
       int sp2_bits = 0;
       for (const RowQuant& r : lc->rows) {
-        if (r.scheme == Scheme::fixed) {
+        if (!scheme_traits(r.scheme).multiplier_free) {
           ++(r.bits <= 4 ? s.fixed : s.fixed8);
         } else {
           ++s.sp2;

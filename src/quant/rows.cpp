@@ -77,7 +77,7 @@ std::vector<double> row_error_energy(const Tensor& w, int bits, ScaleMethod meth
 
 std::vector<RowQuant> msq_rows(const Tensor& w, int bits, const MsqOptions& o, ScaleMethod method,
                                int row_axis) {
-  check(o.shift == Scheme::sp2 || o.shift == Scheme::pot, "msq",
+  check(scheme_traits(o.shift).multiplier_free, "msq",
         std::string("the shift scheme must be sp2 or pot, not ") + scheme_name(o.shift));
   check(o.high_bits >= kMinBits && o.high_bits <= kMaxBits, "msq",
         "high-precision bits must be 2..8");

@@ -64,9 +64,9 @@ LevelSet sp2_levels(int bits) {
 }
 
 const SchemeTraits kTraits[kSchemeCount] = {
-    {"fixed", fixed_levels, false, 0},
-    {"pot", pot_levels, true, 1},
-    {"sp2", sp2_levels, true, 2},
+    {"fixed", fixed_levels, false},
+    {"pot", pot_levels, true},
+    {"sp2", sp2_levels, true},
 };
 
 }  // namespace
@@ -85,6 +85,18 @@ const SchemeTraits& scheme_traits(Scheme s) {
 
 const char* scheme_name(Scheme s) {
   return scheme_traits(s).name;
+}
+
+std::vector<Scheme> all_schemes() {
+  std::vector<Scheme> out;
+  for (int s = 0; s < kSchemeCount; ++s) out.push_back(static_cast<Scheme>(s));
+  return out;
+}
+
+std::string scheme_names(const std::string& sep) {
+  std::string out;
+  for (Scheme s : all_schemes()) out += (out.empty() ? "" : sep) + scheme_name(s);
+  return out;
 }
 
 const LevelSet& level_set(Scheme s, int bits) {
@@ -128,7 +140,7 @@ int64_t field_level(Scheme s, int bits, uint32_t field) {
 Scheme parse_scheme(const std::string& name, const std::string& where) {
   for (int s = 0; s < kSchemeCount; ++s)
     if (name == kTraits[s].name) return static_cast<Scheme>(s);
-  throw Error(where, "unknown scheme '" + name + "' (fixed, pot, sp2)");
+  throw Error(where, "unknown scheme '" + name + "' (" + scheme_names() + ")");
 }
 
 }  // namespace mixq

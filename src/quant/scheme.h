@@ -33,16 +33,19 @@ struct SchemeTraits {
   const char* name;
   // Level set for a bit-width (2..8), including the sign bit.
   LevelSet (*levels)(int bits);
-  // True when multiplying by a level needs no multiplier (shifts and adds only).
+  // True when multiplying by a level needs no multiplier (shifts and adds only): the scheme's
+  // rows run on the FPGA's LUT (shift) array, and MSQ may take it for its shift rows.
   bool multiplier_free;
-  // Shift-add operations per multiply (0 for fixed-point, which uses a multiplier).
-  int shifts_per_mac;
 };
 
 const SchemeTraits& scheme_traits(Scheme s);
 // The level set for (scheme, bits), computed once and cached.
 const LevelSet& level_set(Scheme s, int bits);
 const char* scheme_name(Scheme s);
+// Every scheme, in table order.
+std::vector<Scheme> all_schemes();
+// "fixed, pot, sp2": the schemes' names in table order, joined by `sep`.
+std::string scheme_names(const std::string& sep = ", ");
 // The stored form of a level in `bits - 1` bits (the sign is kept apart), for packed weights:
 // fixed and PoT store the level's index in the level set; SP2 stores its two exponent fields,
 // (a << m2) | b with q1 = 2^-a, q2 = 2^-b (0 meaning the term is absent), so shift-add hardware

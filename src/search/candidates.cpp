@@ -52,7 +52,7 @@ double candidate_high_share(const CandidateSpec& c, int64_t rows) {
 
 double candidate_shift_share(const CandidateSpec& c, int64_t rows) {
   if (rows <= 0) return 0;
-  if (!c.mixed()) return c.scheme == Scheme::fixed ? 0.0 : 1.0;
+  if (!c.mixed()) return scheme_traits(c.scheme).multiplier_free ? 1.0 : 0.0;
   const int64_t rest = rows - high_row_count(rows, c.high_share);
   return static_cast<double>(shift_row_count(rest, c.ratio)) / static_cast<double>(rows);
 }
