@@ -47,15 +47,9 @@ int run_finetune(const FinetuneArgs& a) {
   check_no_overwrite(f.checkpoint, inputs, "--checkpoint");
   for (const char* name : {"model.onnx", "quant.json"})
     check_no_overwrite(f.checkpoint, {{a.out + "/" + name, "output"}}, "--checkpoint");
-  auto train = open_data(a.data);
-  require_labels(*train, "fine-tuning");
-  std::unique_ptr<Dataset> val;
-  if (!a.val_data.empty()) {
-    DataArgs v = a.data;
-    v.spec = a.val_data;
-    val = open_data(v);
-    require_labels(*val, "validation");
-  }
+  TrainData data = open_train_data(a.data, a.val_data, "fine-tuning");
+  auto& train = data.train;
+  auto& val = data.val;
   const Graph model = load_onnx(a.model);
   const QuantConfig cfg = load_quant_config(a.quant);
   const Shape sample = train->sample_shape();

@@ -53,15 +53,9 @@ int run_train(const TrainArgs& a) {
   check_no_overwrite(a.output, inputs, "-o");
   check_no_overwrite(f.checkpoint, inputs, "--checkpoint");
   check_no_overwrite(f.checkpoint, {{a.output, "output model (-o)"}}, "--checkpoint");
-  auto train = open_data(a.data);
-  require_labels(*train, "training");
-  std::unique_ptr<Dataset> val;
-  if (!a.val_data.empty()) {
-    DataArgs v = a.data;
-    v.spec = a.val_data;
-    val = open_data(v);
-    require_labels(*val, "validation");
-  }
+  TrainData data = open_train_data(a.data, a.val_data, "training");
+  auto& train = data.train;
+  auto& val = data.val;
   const Shape sample = train->sample_shape();
 
   Graph g;

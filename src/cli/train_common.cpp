@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/validators.h"
+#include "data/model_inputs.h"
 
 namespace mixq::cli {
 namespace {
@@ -73,6 +74,20 @@ void apply_train_flags(const TrainFlags& f, TrainOptions& o) {
   o.checkpoint_minutes = f.checkpoint_minutes;
   o.resume = f.resume;
   o.max_steps = f.max_steps;
+}
+
+TrainData open_train_data(const DataArgs& data, const std::string& val_spec,
+                          const std::string& purpose) {
+  TrainData d;
+  d.train = open_data(data);
+  require_labels(*d.train, purpose);
+  if (!val_spec.empty()) {
+    DataArgs v = data;
+    v.spec = val_spec;
+    d.val = open_data(v);
+    require_labels(*d.val, "validation");
+  }
+  return d;
 }
 
 std::vector<float> black_fill(const DataArgs& d, int64_t channels) {

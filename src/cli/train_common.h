@@ -4,6 +4,7 @@
 #include <atomic>
 #include <csignal>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,14 @@ void add_train_options(CLI::App* cmd, TrainFlags& f, const TrainFlagsHelp& help)
 // of 0 and a negative wd become the optimizer's defaults (lr 0.1 for sgd, else 0.001; weight
 // decay 5e-4 for sgd, 0.01 for adamw, 0 for adam). Augmentation is the caller's.
 void apply_train_flags(const TrainFlags& f, TrainOptions& o);
+
+// The labelled training data (`purpose` names it in the error when unlabelled) and, when
+// val_spec is given, labelled validation data read with the same preprocessing.
+struct TrainData {
+  std::unique_ptr<Dataset> train, val;
+};
+TrainData open_train_data(const DataArgs& data, const std::string& val_spec,
+                          const std::string& purpose);
 
 // Per-channel value of black after normalisation, (0 - mean) / std: the crop padding.
 std::vector<float> black_fill(const DataArgs& d, int64_t channels);

@@ -23,6 +23,15 @@ Batch Dataset::get_batch(size_t first, size_t count) const {
   return get(idx);
 }
 
+Batch Dataset::new_image_batch(const std::vector<size_t>& indices) const {
+  for (size_t i : indices)
+    check(i < size(), description(), "sample index " + std::to_string(i) + " out of range");
+  const Shape s = sample_shape();
+  Batch b;
+  b.inputs.emplace_back(DType::f32, Shape{static_cast<int64_t>(indices.size()), s[0], s[1], s[2]});
+  return b;
+}
+
 double Dataset::sample_bytes() const {
   double b = sizeof(float);
   for (int64_t d : sample_shape()) b *= static_cast<double>(d);

@@ -49,6 +49,11 @@ class Dataset {
 
   // Samples [first, first + count).
   Batch get_batch(size_t first, size_t count) const;
+
+ protected:
+  // For get() of image data: checks every index is below size() and returns a batch holding
+  // one zeroed f32 input [n, C, H, W] of sample_shape() to decode the samples into.
+  Batch new_image_batch(const std::vector<size_t>& indices) const;
 };
 
 // Content hash (16 hex digits) of the samples at these indices in this order, inputs after

@@ -15,35 +15,13 @@ namespace {
 
 enum class Red { sum, mean, max, min, prod, l1, l2, sum_square, log_sum, log_sum_exp };
 
-// Calls f(T{}) with the C++ type of a numeric dtype; throws for bool.
+// Calls f(TypeTag<T>{}) with the C++ type of a numeric dtype; throws for bool.
 template <class F>
 void visit_numeric(DType t, const Node& node, F&& f) {
-  switch (t) {
-    case DType::f32:
-      f(float{});
-      return;
-    case DType::f64:
-      f(double{});
-      return;
-    case DType::i64:
-      f(int64_t{});
-      return;
-    case DType::i32:
-      f(int32_t{});
-      return;
-    case DType::i16:
-      f(int16_t{});
-      return;
-    case DType::i8:
-      f(int8_t{});
-      return;
-    case DType::u8:
-      f(uint8_t{});
-      return;
-    case DType::boolean:
-      break;
-  }
-  throw Error(node.label(), std::string("unsupported input type ") + dtype_name(t));
+  check(t != DType::boolean, node.label(), std::string("unsupported input type ") + dtype_name(t));
+  visit_dtype(t, [&](auto tag) {
+    if constexpr (!std::is_same_v<typename decltype(tag)::type, bool>) f(tag);
+  });
 }
 
 // The input seen as few dimensions as possible: adjacent dimensions that are both reduced or
@@ -159,7 +137,7 @@ class Reduce final : public Kernel {
     }
     ensure(*out[0], x.dtype(), p.shape);
     visit_numeric(x.dtype(), node_, [&](auto tag) {
-      using T = decltype(tag);
+      using T = typename decltype(tag)::type;
       run<T>(x, p.layout, p.count, *out[0]);
     });
   }
@@ -186,7 +164,7 @@ class Reduce final : public Kernel {
       }
       ensure(*gin[0], x.dtype(), x.shape());
       auto grad = [&](auto tag) {
-        using T = decltype(tag);
+        using T = typename decltype(tag)::type;
         const T* px = x.data<T>();
         const T* py = y.data<T>();
         const T* pg = g.data<T>();
@@ -214,9 +192,9 @@ class Reduce final : public Kernel {
         }
       };
       if (x.dtype() == DType::f32)
-        grad(float{});
+        grad(TypeTag<float>{});
       else if (x.dtype() == DType::f64)
-        grad(double{});
+        grad(TypeTag<double>{});
       else
         throw Error(node_.label(), std::string("no gradient for type ") + dtype_name(x.dtype()));
     }
@@ -346,7 +324,7 @@ class ArgReduce final : public Kernel {
     ensure(*out[0], DType::i64, s);
     int64_t* y = out[0]->data<int64_t>();
     visit_numeric(x.dtype(), node_, [&](auto tag) {
-      using T = decltype(tag);
+      using T = typename decltype(tag)::type;
       const T* p = x.data<T>();
       for (int64_t o = 0; o < outer; ++o)
         for (int64_t k = 0; k < inner; ++k) {

@@ -4,6 +4,7 @@
 // modes): each output element's gradient is added to the input element it was read from, and
 // for constant mode the padding's gradient to the constant_value input.
 #include <cstring>
+#include <type_traits>
 
 #include "ops/broadcast.h"
 #include "ops/common.h"
@@ -20,33 +21,11 @@ enum class PadMode { constant, reflect, edge };
 
 // Writes v converted to dtype t at p.
 void store_as(DType t, double v, std::byte* p) {
-  auto put = [p](auto x) { std::memcpy(p, &x, sizeof x); };
-  switch (t) {
-    case DType::f32:
-      put(static_cast<float>(v));
-      break;
-    case DType::f64:
-      put(v);
-      break;
-    case DType::i64:
-      put(static_cast<int64_t>(v));
-      break;
-    case DType::i32:
-      put(static_cast<int32_t>(v));
-      break;
-    case DType::i16:
-      put(static_cast<int16_t>(v));
-      break;
-    case DType::i8:
-      put(static_cast<int8_t>(v));
-      break;
-    case DType::u8:
-      put(static_cast<uint8_t>(v));
-      break;
-    case DType::boolean:
-      put(v != 0);
-      break;
-  }
+  visit_dtype(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T x = std::is_same_v<T, bool> ? T(v != 0) : static_cast<T>(v);
+    std::memcpy(p, &x, sizeof x);
+  });
 }
 
 // For each output dimension, the input coordinate each output coordinate reads (-1: constant),
