@@ -1,5 +1,5 @@
 // Elementwise unary ops: Neg, Abs, Sign, Not, Reciprocal, Exp and the float functions of
-// <cmath>, on the unary kernel template of ops/broadcast.h. Backward (float types) for the
+// <cmath>, on the unary kernel template of ops/elementwise_kernel.h. Backward (float types) for the
 // differentiable ones, from their input and output; rounding, sign and Not have none.
 #include <cmath>
 #include <cstring>
