@@ -147,6 +147,27 @@ TEST(QConv, FusedFormsMatchReference) {
 
 // Conv -> Relu -> Conv: the second conv's input is unsigned, so it runs as QConv; the first
 // (a signed input) stays fake-quantized. Same outputs either way.
+// auto_pad resolves through the same window geometry as Conv: SAME_UPPER with an odd total pad
+// (stride 2) puts it at the end, so it gives exactly the explicit pads {0, 0, 1, 1}, on both
+// kernels.
+TEST(QConv, AutoPadEqualsExplicitPads) {
+  const Geometry g{2, 8, 8, 8, 16, 3, 2, 0, 1, 1, true};
+  Graph explicit_pads = qconv_graph(g, 90);
+  explicit_pads.nodes[0].attrs["pads"] = std::vector<int64_t>{0, 0, 1, 1};
+  Graph same = qconv_graph(g, 90);
+  same.nodes[0].attrs.erase("pads");
+  same.nodes[0].attrs["auto_pad"] = std::string("SAME_UPPER");
+  const Tensor x = random_tensor(DType::f32, {g.n, g.c, g.h, g.w}, 91, 2.0);
+  for (Impl impl : {Impl::reference, Impl::fast}) {
+    const Tensor a = Executor(same, impl).run({x})[0];
+    const Tensor b = Executor(explicit_pads, impl).run({x})[0];
+    ASSERT_EQ(a.shape(), (Shape{g.n, g.o, 4, 4}));
+    ASSERT_EQ(b.shape(), a.shape());
+    for (int64_t i = 0; i < a.numel(); ++i)
+      ASSERT_EQ(a.data<float>()[i], b.data<float>()[i]) << "element " << i;
+  }
+}
+
 TEST(QConv, Int8FormEqualsFakeQuantizedExecution) {
   OnnxBuilder b;
   b.input("x", {-1, 4, 8, 8}).output("y", {-1, 8, 8, 8});

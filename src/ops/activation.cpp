@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "ops/broadcast.h"
+#include "ops/elementwise_kernel.h"
 
 namespace mixq {
 namespace {

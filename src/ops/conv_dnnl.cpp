@@ -235,7 +235,7 @@ class ConvDnnl : public Kernel {
     // padding; such (unusual) geometries get the fusion applied afterwards instead.
     p.post_fusion = false;
     for (size_t i = 0; i < g.sp; ++i) {
-      const int64_t keff = (g.k[i] - 1) * g.dil[i] + 1;
+      const int64_t keff = window_extent(g.k[i], g.dil[i]);
       p.post_fusion |= g.pad_b[i] >= keff || g.pad_e[i] >= keff;
     }
     p.post_fusion &= a_.sum || a_.relu;

@@ -73,7 +73,7 @@ ConvGeom conv_transpose_geometry(const ConvAttrs& a, const Shape& x, const Shape
   }
   const bool same = a.same();
   for (size_t i = 0; i < g.sp; ++i) {
-    const int64_t keff = (g.k[i] - 1) * g.dil[i] + 1;
+    const int64_t keff = window_extent(g.k[i], g.dil[i]);
     const int64_t full = g.stride[i] * (g.in[i] - 1) + out_pad[i] + keff;
     if (!want.empty() || same) {
       int64_t target = !want.empty() ? want[i] : g.in[i] * g.stride[i];

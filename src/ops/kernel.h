@@ -73,6 +73,7 @@ class Registry {
 
 // Each op family registers its implementations here (one function per source file).
 void register_elementwise_ops(Registry& r);
+void register_unary_ops(Registry& r);
 void register_activation_ops(Registry& r);
 void register_shape_ops(Registry& r);
 void register_reduce_ops(Registry& r);

@@ -9,6 +9,7 @@
 
 #include "ops/broadcast.h"
 #include "ops/common.h"
+#include "ops/elementwise_kernel.h"
 #include "ops/kernel.h"
 
 namespace mixq {

@@ -323,7 +323,7 @@ struct DnnlPool {
     src = {g.n, g.c};
     dst = {g.n, g.c};
     for (size_t j = 3 - g.sp; j < 3; ++j) {
-      const int64_t keff = (g.k[j] - 1) * g.d[j] + 1;
+      const int64_t keff = window_extent(g.k[j], g.d[j]);
       // Right padding that makes the last window fit exactly.
       const int64_t right = (g.out[j] - 1) * g.s[j] + keff - g.in[j] - g.pb[j];
       if (right > g.pe[j] && a.kind == PoolKind::avg && a.count_include_pad) return;

@@ -205,9 +205,9 @@ class QConvDnnl : public Kernel {
         {k.pad_t, k.pad_l}, {k.pad_b, k.pad_r});
     Plan pl;
     // oneDNN 2.6's brgconv skips post-ops on output rows whose window lies wholly in the
-    // padding (see conv.cpp); those geometries, and NCHW outputs, get the tail in float.
-    const int64_t keff_h = (k.kh - 1) * p_.dilations[0] + 1,
-                  keff_w = (k.kw - 1) * p_.dilations[1] + 1;
+    // padding (see conv_dnnl.cpp); those geometries, and NCHW outputs, get the tail in float.
+    const int64_t keff_h = window_extent(k.kh, p_.dilations[0]),
+                  keff_w = window_extent(k.kw, p_.dilations[1]);
     pl.fused =
         k.nhwc && k.pad_t < keff_h && k.pad_b < keff_h && k.pad_l < keff_w && k.pad_r < keff_w;
     dnnl::post_ops po;

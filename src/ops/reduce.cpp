@@ -8,21 +8,13 @@
 #include <type_traits>
 
 #include "ops/common.h"
+#include "ops/dtype_dispatch.h"
 #include "ops/kernel.h"
 
 namespace mixq {
 namespace {
 
 enum class Red { sum, mean, max, min, prod, l1, l2, sum_square, log_sum, log_sum_exp };
-
-// Calls f(TypeTag<T>{}) with the C++ type of a numeric dtype; throws for bool.
-template <class F>
-void visit_numeric(DType t, const Node& node, F&& f) {
-  check(t != DType::boolean, node.label(), std::string("unsupported input type ") + dtype_name(t));
-  visit_dtype(t, [&](auto tag) {
-    if constexpr (!std::is_same_v<typename decltype(tag)::type, bool>) f(tag);
-  });
-}
 
 // The input seen as few dimensions as possible: adjacent dimensions that are both reduced or
 // both kept are merged and size-1 dimensions dropped. out_strides is 0 on reduced dimensions.
@@ -136,7 +128,7 @@ class Reduce final : public Kernel {
       return;
     }
     ensure(*out[0], x.dtype(), p.shape);
-    visit_numeric(x.dtype(), node_, [&](auto tag) {
+    visit_dtype<kNumericTypes>(x.dtype(), node_.label(), [&](auto tag) {
       using T = typename decltype(tag)::type;
       run<T>(x, p.layout, p.count, *out[0]);
     });
@@ -323,7 +315,7 @@ class ArgReduce final : public Kernel {
     }
     ensure(*out[0], DType::i64, s);
     int64_t* y = out[0]->data<int64_t>();
-    visit_numeric(x.dtype(), node_, [&](auto tag) {
+    visit_dtype<kNumericTypes>(x.dtype(), node_.label(), [&](auto tag) {
       using T = typename decltype(tag)::type;
       const T* p = x.data<T>();
       for (int64_t o = 0; o < outer; ++o)

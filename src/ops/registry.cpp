@@ -19,6 +19,7 @@ const Registry& Registry::get() {
   static const Registry registry = [] {
     Registry r;
     register_elementwise_ops(r);
+    register_unary_ops(r);
     register_activation_ops(r);
     register_shape_ops(r);
     register_reduce_ops(r);

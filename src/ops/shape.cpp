@@ -11,6 +11,7 @@ namespace mixq {
 
 // Defined in the other shape_*.cpp files.
 void register_shape_convert_ops(Registry& r);
+void register_shape_permute_ops(Registry& r);
 void register_shape_strided_ops(Registry& r);
 void register_shape_join_ops(Registry& r);
 void register_shape_gather_ops(Registry& r);
@@ -220,6 +221,7 @@ void register_shape_ops(Registry& r) {
   r.add("Shape", "ref", make_kernel<ShapeOp>, true);
   r.add("Size", "ref", make_kernel<Size>, true);
   register_shape_convert_ops(r);
+  register_shape_permute_ops(r);
   register_shape_strided_ops(r);
   register_shape_join_ops(r);
   register_shape_gather_ops(r);

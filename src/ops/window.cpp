@@ -47,7 +47,7 @@ std::vector<int64_t> per_axis(const std::vector<int64_t>& v, size_t sp, int64_t 
 AxisWindow forward_window(const WindowAttrs& a, size_t i, size_t sp, int64_t in, int64_t k,
                           int64_t stride, int64_t dil, bool ceil_mode) {
   AxisWindow w;
-  const int64_t keff = (k - 1) * dil + 1;
+  const int64_t keff = window_extent(k, dil);
   if (a.same()) {
     w.out = (in + stride - 1) / stride;
     const int64_t total = std::max<int64_t>(0, (w.out - 1) * stride + keff - in);

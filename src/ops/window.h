@@ -25,6 +25,11 @@ struct WindowAttrs {
   void check_pads(size_t sp, const Node& node) const;
 };
 
+// The input span one window covers: a kernel of k taps dil apart.
+inline int64_t window_extent(int64_t k, int64_t dil) {
+  return (k - 1) * dil + 1;
+}
+
 // A per-axis attribute of length sp, or sp copies of fallback when the node omits it.
 std::vector<int64_t> per_axis(const std::vector<int64_t>& v, size_t sp, int64_t fallback,
                               const char* name, const Node& node);
