@@ -91,11 +91,13 @@ bool is_nan(T v) {
 }
 // NaN in either operand gives NaN, as numpy's maximum / minimum. Ties select the first operand,
 // and the gradient goes to the selected operand alone.
-struct MaxOp {
+// Max (Larger true) and Min share everything but which operand wins.
+template <bool Larger>
+struct ExtremumOp {
   static constexpr unsigned types = kNumericTypes;
   template <class T>
   static bool second(T a, T b) {
-    return (a < b) | is_nan(b);
+    return (Larger ? a < b : b < a) | is_nan(b);
   }
   template <class T>
   T operator()(T a, T b) const {
@@ -110,25 +112,8 @@ struct MaxOp {
     return pick(second(a, b), T(1), T(0));
   }
 };
-struct MinOp {
-  static constexpr unsigned types = kNumericTypes;
-  template <class T>
-  static bool second(T a, T b) {
-    return (b < a) | is_nan(b);
-  }
-  template <class T>
-  T operator()(T a, T b) const {
-    return pick(second(a, b), b, a);
-  }
-  template <class T>
-  T da(T a, T b) const {
-    return pick(second(a, b), T(0), T(1));
-  }
-  template <class T>
-  T db(T a, T b) const {
-    return pick(second(a, b), T(1), T(0));
-  }
-};
+using MaxOp = ExtremumOp<true>;
+using MinOp = ExtremumOp<false>;
 
 struct EqualOp {
   static constexpr unsigned types = kAllTypes;
