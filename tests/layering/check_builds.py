@@ -59,7 +59,9 @@ for m in modules:
     bad = subprocess.run(args[:-1] + ["-include", header, args[-1]], cwd=cwd,
                          capture_output=True, text=True)
     checked += 1
-    if bad.returncode == 0 or "No such file" not in bad.stderr:
+    # GCC: "No such file or directory"; clang: "file not found".
+    not_found = "No such file" in bad.stderr or "file not found" in bad.stderr
+    if bad.returncode == 0 or not not_found:
         failures.append(f"{m}: including {header} (module {above[0]}, not below {m}) compiles")
 if failures:
     print("\n".join(failures))

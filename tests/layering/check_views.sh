@@ -16,7 +16,8 @@ for view in "$views"/*/; do
     [ -n "$header" ] || continue
     out=$(echo "#include \"$other/$header\"" | "$cxx" -std=c++20 -E -x c++ -I "$view" - 2>&1 >/dev/null)
     missing=0
-    grep -q "$other/$header: No such file" <<<"$out" && missing=1
+    # GCC: "X: No such file or directory"; clang: "'X' file not found".
+    grep -qE "$other/$header(: No such file|' file not found)" <<<"$out" && missing=1
     allowed=0
     [ -e "$view/$other" ] && allowed=1
     checked=$((checked + 1))
