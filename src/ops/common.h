@@ -1,10 +1,12 @@
 // Small helpers shared by the op families.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
 #include "ir/graph.h"
+#include "ops/kernel.h"
 #include "tensor/tensor.h"
 
 namespace mixq {
@@ -30,5 +32,12 @@ inline Tensor* grad_slot(const std::vector<Tensor*>& gin, size_t i) {
 const Tensor& required_input(const std::vector<const Tensor*>& in, size_t i, const Node& node);
 // Dtype of graph value feeding input i of a node (f32 when the input is omitted).
 DType input_dtype(const Node& node, const Graph& graph, size_t i);
+
+// Maker of an f32 fast path K(node, graph): nullptr unless input 0 is f32.
+template <class K>
+std::unique_ptr<Kernel> make_f32_kernel(const Node& node, const Graph& graph) {
+  if (input_dtype(node, graph, 0) != DType::f32) return nullptr;
+  return std::make_unique<K>(node, graph);
+}
 
 }  // namespace mixq

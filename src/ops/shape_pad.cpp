@@ -233,15 +233,10 @@ class PadF32 final : public Pad {
   }
 };
 
-std::unique_ptr<Kernel> make_pad_f32(const Node& node, const Graph& graph) {
-  if (input_dtype(node, graph, 0) != DType::f32) return nullptr;
-  return std::make_unique<PadF32>(node, graph);
-}
-
 }  // namespace
 
 void register_shape_pad_ops(Registry& r) {
-  r.add("Pad", "fast", make_pad_f32, false);
+  r.add("Pad", "fast", make_f32_kernel<PadF32>, false);
   r.add("Pad", "ref", make_kernel<Pad>, true);
 }
 

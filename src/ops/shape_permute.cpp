@@ -56,7 +56,7 @@ void permute(const Tensor& x, const Shape& view, const std::vector<int64_t>& per
   strided_copy(y.raw(), x.raw(), walk, strides, 0, dtype_size(x.dtype()));
 }
 
-class Transpose final : public Kernel {
+class Transpose : public Kernel {
  public:
   Transpose(const Node& node, const Graph&) : node_(node), perm_(node.get_ints("perm")) {}
 
@@ -65,7 +65,7 @@ class Transpose final : public Kernel {
     auto perm = resolve_perm(perm_, x.rank(), node_);
     Shape s(perm.size());
     for (size_t j = 0; j < perm.size(); ++j) s[j] = x.dim(perm[j]);
-    permute(x, x.shape(), perm, *out[0], s);
+    copy(x, perm, *out[0], s);
   }
 
   // The gradient transposed back with the inverse permutation.
@@ -76,10 +76,15 @@ class Transpose final : public Kernel {
     const Tensor& x = required_input(in, 0, node_);
     const Tensor& g = out_grad(gout, node_);
     auto inv = inverse_perm(resolve_perm(perm_, x.rank(), node_));
-    permute(g, g.shape(), inv, *gin[0], x.shape());
+    copy(g, inv, *gin[0], x.shape());
   }
 
- private:
+ protected:
+  // y (shape s) = x permuted by perm.
+  virtual void copy(const Tensor& x, const std::vector<int64_t>& perm, Tensor& y, const Shape& s) {
+    permute(x, x.shape(), perm, y, s);
+  }
+
   Node node_;
   std::vector<int64_t> perm_;
 };
@@ -179,38 +184,18 @@ void transpose_f32(const float* x, float* y, const Shape& in, const std::vector<
   }
 }
 
-class TransposeF32 final : public Kernel {
+// f32 forward and backward copy tiles in parallel.
+class TransposeF32 final : public Transpose {
  public:
-  TransposeF32(const Node& node, const Graph&) : node_(node), perm_(node.get_ints("perm")) {}
+  using Transpose::Transpose;
 
-  void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
-    const Tensor& x = required_input(in, 0, node_);
-    auto perm = resolve_perm(perm_, x.rank(), node_);
-    Shape s(perm.size());
-    for (size_t j = 0; j < perm.size(); ++j) s[j] = x.dim(perm[j]);
-    if (x.dtype() != DType::f32) {  // the graph's declared type was wrong: stay correct
-      permute(x, x.shape(), perm, *out[0], s);
-      return;
-    }
-    ensure(*out[0], DType::f32, s);
-    if (x.numel()) transpose_f32(x.data<float>(), out[0]->data<float>(), x.shape(), perm);
+ protected:
+  void copy(const Tensor& x, const std::vector<int64_t>& perm, Tensor& y, const Shape& s) override {
+    // Another dtype: the graph's declared type was wrong, stay correct.
+    if (x.dtype() != DType::f32) return Transpose::copy(x, perm, y, s);
+    ensure(y, DType::f32, s);
+    if (x.numel()) transpose_f32(x.data<float>(), y.data<float>(), x.shape(), perm);
   }
-
-  bool has_backward() const override { return true; }
-  void backward(const std::vector<const Tensor*>& in, const std::vector<const Tensor*>&,
-                const std::vector<const Tensor*>& gout, const std::vector<Tensor*>& gin) override {
-    if (gin.empty() || !gin[0]) return;
-    const Tensor& x = required_input(in, 0, node_);
-    const Tensor& g = out_grad(gout, node_);
-    auto inv = inverse_perm(resolve_perm(perm_, x.rank(), node_));
-    if (g.dtype() != DType::f32) return permute(g, g.shape(), inv, *gin[0], x.shape());
-    ensure(*gin[0], DType::f32, x.shape());
-    if (g.numel()) transpose_f32(g.data<float>(), gin[0]->data<float>(), g.shape(), inv);
-  }
-
- private:
-  Node node_;
-  std::vector<int64_t> perm_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -310,15 +295,10 @@ class SpaceToDepth final : public Kernel {
   int64_t b_;
 };
 
-std::unique_ptr<Kernel> make_transpose_f32(const Node& node, const Graph& graph) {
-  if (input_dtype(node, graph, 0) != DType::f32) return nullptr;
-  return std::make_unique<TransposeF32>(node, graph);
-}
-
 }  // namespace
 
 void register_shape_permute_ops(Registry& r) {
-  r.add("Transpose", "fast", make_transpose_f32, false);
+  r.add("Transpose", "fast", make_f32_kernel<TransposeF32>, false);
   r.add("Transpose", "ref", make_kernel<Transpose>, true);
   r.add("DepthToSpace", "ref", make_kernel<DepthToSpace>, true);
   r.add("SpaceToDepth", "ref", make_kernel<SpaceToDepth>, true);

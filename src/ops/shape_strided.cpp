@@ -15,15 +15,16 @@
 namespace mixq {
 namespace {
 
-template <class T>
-void walk_copy(T* dst, const T* src, const Shape& shape, const std::vector<int64_t>& strides,
-               int64_t offset) {
+// Calls f(i, offset + sum_d idx_d * strides[d]) for each row-major index i of `shape`, idx
+// being i's multi-index, in order.
+template <class F>
+void walk(const Shape& shape, const std::vector<int64_t>& strides, int64_t offset, F&& f) {
   const int64_t n = shape_numel(shape);
   const int r = static_cast<int>(shape.size());
   std::vector<int64_t> idx(r, 0);
   int64_t off = offset;
   for (int64_t i = 0; i < n; ++i) {
-    dst[i] = src[off];
+    f(i, off);
     for (int k = r - 1; k >= 0; --k) {
       if (++idx[k] < shape[k]) {
         off += strides[k];
@@ -35,26 +36,18 @@ void walk_copy(T* dst, const T* src, const Shape& shape, const std::vector<int64
   }
 }
 
+template <class T>
+void walk_copy(T* dst, const T* src, const Shape& shape, const std::vector<int64_t>& strides,
+               int64_t offset) {
+  walk(shape, strides, offset, [&](int64_t i, int64_t off) { dst[i] = src[off]; });
+}
+
 // The backward of walk_copy: dst[offset + sum_d idx_d * strides[d]] += src[i]. Several i may
 // reach one dst element (broadcast or tiled strides), so it accumulates.
 template <class T>
 void walk_add(T* dst, const T* src, const Shape& shape, const std::vector<int64_t>& strides,
               int64_t offset) {
-  const int64_t n = shape_numel(shape);
-  const int r = static_cast<int>(shape.size());
-  std::vector<int64_t> idx(r, 0);
-  int64_t off = offset;
-  for (int64_t i = 0; i < n; ++i) {
-    dst[off] += src[i];
-    for (int k = r - 1; k >= 0; --k) {
-      if (++idx[k] < shape[k]) {
-        off += strides[k];
-        break;
-      }
-      off -= strides[k] * (shape[k] - 1);
-      idx[k] = 0;
-    }
-  }
+  walk(shape, strides, offset, [&](int64_t i, int64_t off) { dst[off] += src[i]; });
 }
 
 }  // namespace
@@ -342,15 +335,10 @@ class Tile final : public Kernel {
   Node node_;
 };
 
-std::unique_ptr<Kernel> make_slice_f32(const Node& node, const Graph& graph) {
-  if (input_dtype(node, graph, 0) != DType::f32) return nullptr;
-  return std::make_unique<SliceF32>(node, graph);
-}
-
 }  // namespace
 
 void register_shape_strided_ops(Registry& r) {
-  r.add("Slice", "fast", make_slice_f32, false);
+  r.add("Slice", "fast", make_f32_kernel<SliceF32>, false);
   r.add("Slice", "ref", make_kernel<Slice>, true);
   r.add("Expand", "ref", make_kernel<Expand>, true);
   r.add("Tile", "ref", make_kernel<Tile>, true);
