@@ -12,6 +12,43 @@ namespace mixq {
 namespace {
 using namespace gemm_impl;
 
+// One gradient product of a backward plan: dst = P x Q, P and Q two of A, B and dY read in
+// place through strided descriptors.
+struct Grad {
+  Operand p_operand = kA, q_operand = kA;
+  dnnl_util::Bound prim;  // empty: the reference computes it
+  dnnl::memory p, q, dst;
+
+  Grad() = default;
+  // Throws dnnl::error for a layout oneDNN does not take.
+  Grad(Operand po, const dnnl::memory::desc& p_md, Operand qo, const dnnl::memory::desc& q_md,
+       const dnnl::memory::desc& dst_md)
+      : p_operand(po),
+        q_operand(qo),
+        p(dnnl_util::unbound(p_md)),
+        q(dnnl_util::unbound(q_md)),
+        dst(dnnl_util::unbound(dst_md)) {
+    prim = dnnl_util::Bound(dnnl::matmul(
+        dnnl::matmul::primitive_desc(dnnl::matmul::desc(p_md, q_md, dst_md), dnnl_util::engine())));
+    prim.arg(DNNL_ARG_SRC, p).arg(DNNL_ARG_WEIGHTS, q).arg(DNNL_ARG_DST, dst);
+  }
+
+  // Runs the product into d, reading operand[kA], operand[kB], operand[kDY] (does not wait).
+  void run(const Tensor* const (&operand)[3], Tensor& d) const {
+    dnnl_util::bind(p, *operand[p_operand]);
+    dnnl_util::bind(q, *operand[q_operand]);
+    dnnl_util::bind(dst, d);
+    prim.run();
+  }
+};
+
+// The gradient products of A and B for one input shape (Geom: GemmGeom or MatMulGeom).
+template <class Geom>
+struct BwdPlan {
+  Geom g;
+  Grad grad[2];
+};
+
 // oneDNN matmul with A and B read in place through strides (no transposition copies). The
 // common Linear case (alpha = beta = 1, C a row vector) folds C in as the primitive's bias;
 // other alpha, beta and C shapes finish with a cheap O(M*N) pass.
@@ -53,8 +90,8 @@ class GemmDnnl : public Kernel {
     const Tensor* tc = optional_input(in, 2);
     if (ta.dtype() != DType::f32 || tb.dtype() != DType::f32 || (tc && tc->dtype() != DType::f32))
       return ref_->backward(in, out, gout, gin);
-    BwdPlan& p = bwd_plans_.get({&ta.shape(), &tb.shape(), tc ? &tc->shape() : nullptr},
-                                [&] { return make_bwd_plan(ta.shape(), tb.shape(), tc); });
+    GemmBwdPlan& p = bwd_plans_.get({&ta.shape(), &tb.shape(), tc ? &tc->shape() : nullptr},
+                                    [&] { return make_bwd_plan(ta.shape(), tb.shape(), tc); });
     const Tensor& dy = output_grad(gout, {p.g.m, p.g.n}, DType::f32, node_);
     // C's gradient (and A's and B's for empty dimensions) from the reference.
     gemm_backward_reference(p.g, a_, ta, tb, tc, dy, gin, !p.grad[0].prim);
@@ -66,11 +103,7 @@ class GemmDnnl : public Kernel {
         Tensor* d = grad_slot(gin, i);
         if (!d) continue;
         ensure(*d, DType::f32, inputs[i]->shape());
-        Grad& gr = p.grad[i];
-        dnnl_util::bind(gr.p, *operand[gr.p_operand]);
-        dnnl_util::bind(gr.q, *operand[gr.q_operand]);
-        dnnl_util::bind(gr.dst, *d);
-        gr.prim.run();
+        p.grad[i].run(operand, *d);
       }
       dnnl_util::stream().wait();
     });
@@ -83,43 +116,26 @@ class GemmDnnl : public Kernel {
   }
 
  private:
-  // One gradient product: dst = P x Q.
-  struct Grad {
-    Operand p_operand = kA, q_operand = kA;
-    dnnl_util::Bound prim;  // empty: the reference computes it
-    dnnl::memory p, q, dst;
-  };
-  struct BwdPlan {
-    GemmGeom g;
-    Grad grad[2];
-  };
+  using GemmBwdPlan = BwdPlan<GemmGeom>;
 
-  BwdPlan make_bwd_plan(const Shape& as, const Shape& bs, const Tensor* tc) {
-    BwdPlan p;
+  GemmBwdPlan make_bwd_plan(const Shape& as, const Shape& bs, const Tensor* tc) {
+    GemmBwdPlan p;
     p.g = gemm_geometry(a_, as, bs, tc ? &tc->shape() : nullptr, node_);
     if (p.g.m == 0 || p.g.n == 0 || p.g.k == 0) return p;
     const auto products = gemm_grad_products(p.g, a_);
     dnnl_util::guarded(node_.label(), [&] {
       for (size_t i = 0; i < 2; ++i) {
         const Product& pr = products[i];
-        Grad& gr = p.grad[i];
-        gr.p_operand = pr.p;
-        gr.q_operand = pr.q;
-        auto p_md = dnnl_util::strided_desc({pr.pv.rows, pr.pv.cols}, {pr.pv.rs, pr.pv.cs});
-        auto q_md = dnnl_util::strided_desc({pr.qv.rows, pr.qv.cols}, {pr.qv.rs, pr.qv.cs});
-        auto dst_md = dnnl_util::plain_desc({pr.pv.rows, pr.qv.cols});
-        gr.p = dnnl_util::unbound(p_md);
-        gr.q = dnnl_util::unbound(q_md);
-        gr.dst = dnnl_util::unbound(dst_md);
-        gr.prim = dnnl_util::Bound(dnnl::matmul(dnnl::matmul::primitive_desc(
-            dnnl::matmul::desc(p_md, q_md, dst_md), dnnl_util::engine())));
-        gr.prim.arg(DNNL_ARG_SRC, gr.p).arg(DNNL_ARG_WEIGHTS, gr.q).arg(DNNL_ARG_DST, gr.dst);
+        p.grad[i] =
+            Grad(pr.p, dnnl_util::strided_desc({pr.pv.rows, pr.pv.cols}, {pr.pv.rs, pr.pv.cs}),
+                 pr.q, dnnl_util::strided_desc({pr.qv.rows, pr.qv.cols}, {pr.qv.rs, pr.qv.cs}),
+                 dnnl_util::plain_desc({pr.pv.rows, pr.qv.cols}));
       }
     });
     return p;
   }
 
-  dnnl_util::PlanCache<BwdPlan> bwd_plans_;
+  dnnl_util::PlanCache<GemmBwdPlan> bwd_plans_;
   struct Plan {
     GemmGeom g;
     dnnl_util::Bound prim;  // empty: use the reference (empty dimensions)
@@ -195,8 +211,8 @@ class MatMulDnnl : public Kernel {
     const Tensor& tb = required_input(in, 1, node_);
     if (ta.dtype() != DType::f32 || tb.dtype() != DType::f32)
       return ref_->backward(in, out, gout, gin);
-    BwdPlan& p = bwd_plans_.get({&ta.shape(), &tb.shape()},
-                                [&] { return make_bwd_plan(ta.shape(), tb.shape()); });
+    MatMulBwdPlan& p = bwd_plans_.get({&ta.shape(), &tb.shape()},
+                                      [&] { return make_bwd_plan(ta.shape(), tb.shape()); });
     const Tensor& dy = output_grad(gout, p.g.out, DType::f32, node_);
     Tensor* grads[2] = {grad_slot(gin, 0), grad_slot(gin, 1)};
     const Tensor* inputs[2] = {&ta, &tb};
@@ -205,28 +221,16 @@ class MatMulDnnl : public Kernel {
                     p.grad[1].prim ? nullptr : grads[1]);
     dnnl_util::guarded(node_.label(), [&] {
       for (size_t i = 0; i < 2; ++i) {
-        Grad& gr = p.grad[i];
-        if (!grads[i] || !gr.prim) continue;
+        if (!grads[i] || !p.grad[i].prim) continue;
         ensure(*grads[i], DType::f32, inputs[i]->shape());
-        dnnl_util::bind(gr.p, *operand[gr.p_operand]);
-        dnnl_util::bind(gr.q, *operand[gr.q_operand]);
-        dnnl_util::bind(gr.dst, *grads[i]);
-        gr.prim.run();
+        p.grad[i].run(operand, *grads[i]);
       }
       dnnl_util::stream().wait();
     });
   }
 
  private:
-  struct Grad {
-    Operand p_operand = kA, q_operand = kA;
-    dnnl_util::Bound prim;  // empty: the reference computes it
-    dnnl::memory p, q, dst;
-  };
-  struct BwdPlan {
-    MatMulGeom g;
-    Grad grad[2];
-  };
+  using MatMulBwdPlan = BwdPlan<MatMulGeom>;
 
   // dims / strides of one operand for a matmul primitive.
   struct Desc {
@@ -234,27 +238,17 @@ class MatMulDnnl : public Kernel {
   };
 
   static Grad make_grad(Operand po, const Desc& pd, Operand qo, const Desc& qd, const Desc& dd) {
-    Grad gr;
-    gr.p_operand = po;
-    gr.q_operand = qo;
     try {
-      auto p_md = dnnl_util::strided_desc(pd.dims, pd.strides);
-      auto q_md = dnnl_util::strided_desc(qd.dims, qd.strides);
-      auto dst_md = dnnl_util::strided_desc(dd.dims, dd.strides);
-      gr.p = dnnl_util::unbound(p_md);
-      gr.q = dnnl_util::unbound(q_md);
-      gr.dst = dnnl_util::unbound(dst_md);
-      gr.prim = dnnl_util::Bound(dnnl::matmul(dnnl::matmul::primitive_desc(
-          dnnl::matmul::desc(p_md, q_md, dst_md), dnnl_util::engine())));
-      gr.prim.arg(DNNL_ARG_SRC, gr.p).arg(DNNL_ARG_WEIGHTS, gr.q).arg(DNNL_ARG_DST, gr.dst);
+      return Grad(po, dnnl_util::strided_desc(pd.dims, pd.strides), qo,
+                  dnnl_util::strided_desc(qd.dims, qd.strides),
+                  dnnl_util::strided_desc(dd.dims, dd.strides));
     } catch (const dnnl::error&) {
-      gr.prim = dnnl_util::Bound();  // a layout oneDNN does not take: the reference does it
+      return Grad();  // a layout oneDNN does not take: the reference does it
     }
-    return gr;
   }
 
-  BwdPlan make_bwd_plan(const Shape& as, const Shape& bs) {
-    BwdPlan p;
+  MatMulBwdPlan make_bwd_plan(const Shape& as, const Shape& bs) {
+    MatMulBwdPlan p;
     p.g = matmul_geometry(as, bs, node_);
     const MatMulGeom& g = p.g;
     const size_t nb = g.batch.size();
@@ -337,7 +331,7 @@ class MatMulDnnl : public Kernel {
   Node node_;
   std::unique_ptr<Kernel> ref_;  // the reference, for what this path does not cover
   dnnl_util::PlanCache<Plan> plans_;
-  dnnl_util::PlanCache<BwdPlan> bwd_plans_;
+  dnnl_util::PlanCache<MatMulBwdPlan> bwd_plans_;
 };
 
 template <class K>
