@@ -8,18 +8,10 @@
 
 namespace mixq {
 
-ActivationStats observe_activations(const Graph& g, const Dataset& data, const ObserveOptions& o) {
+void for_each_calibration_batch(const Graph& g, const Dataset& data, const ObserveOptions& o,
+                                const std::function<void(const std::vector<Tensor>&, size_t)>& fn) {
   check(data.size() > 0, data.description(), "dataset is empty");
   check(!g.inputs.empty(), g.source, "calibration needs a model with a runtime input");
-  auto layers = find_quant_layers(g);
-  ActivationStats stats;
-  std::map<int, std::shared_ptr<Observer>> by_value;
-  uint64_t k = 0;
-  for (const auto& l : layers) {
-    auto& obs = by_value[l.data_input];
-    if (!obs) obs = std::make_shared<Observer>(o.seed * 1000003 + k++);
-    stats.by_layer[l.name] = obs;
-  }
   Executor ex(g, Impl::fast);
   IterOptions it_opts;
   it_opts.batch_size = o.batch;
@@ -39,15 +31,39 @@ ActivationStats observe_activations(const Graph& g, const Dataset& data, const O
     }
     for (size_t i = 0; i < in.size(); ++i) env[g.inputs[i]] = in[i];
     ex.run_range(env);
-    for (auto& [v, obs] : by_value)
-      if (!all_finite(env[v]))
+    for (const auto& l : find_quant_layers(g))
+      if (!all_finite(env[l.data_input]))
         throw non_finite_error(first_non_finite(g, env), "calibrating on " + data.description());
-    for (auto& [v, obs] : by_value) obs->observe(env[v]);
+    fn(env, batch.size());
     done += batch.size();
     if (o.progress) o.progress(done, it.num_samples());
   }
-  stats.samples = done;
+}
+
+ActivationStats observe_activations(const Graph& g, const Dataset& data, const ObserveOptions& o) {
+  ActivationStats stats;
+  std::map<int, std::shared_ptr<Observer>> by_value;
+  uint64_t k = 0;
+  for (const auto& l : find_quant_layers(g)) {
+    auto& obs = by_value[l.data_input];
+    if (!obs) obs = std::make_shared<Observer>(o.seed * 1000003 + k++);
+    stats.by_layer[l.name] = obs;
+  }
+  for_each_calibration_batch(g, data, o, [&](const std::vector<Tensor>& env, size_t n) {
+    for (auto& [v, obs] : by_value) obs->observe(env[v]);
+    stats.samples += n;
+  });
   return stats;
+}
+
+InputGrams collect_input_grams(const Graph& g, const Dataset& data, const ObserveOptions& o) {
+  const auto layers = find_quant_layers(g);
+  InputGrams grams;
+  for (const auto& l : layers) grams[l.name] = make_input_gram(g, l);
+  for_each_calibration_batch(g, data, o, [&](const std::vector<Tensor>& env, size_t) {
+    for (const auto& l : layers) accumulate_input_gram(g, l, env[l.data_input], grams[l.name]);
+  });
+  return grams;
 }
 
 ActQuant input_quant(const ActivationStats& stats, const std::string& layer, int bits,

@@ -7,6 +7,7 @@
 
 #include "data/dataset.h"
 #include "quant/config.h"
+#include "quant/input_gram.h"
 #include "quant/layers.h"
 #include "quant/rows.h"
 
@@ -25,7 +26,15 @@ struct ObserveOptions {
   std::function<void(size_t, size_t)> progress;
 };
 
+// Runs the float model over the seeded calibration subset, handing fn each batch's values (by
+// value id of g) and its sample count; refuses non-finite inputs to quantizable layers.
+void for_each_calibration_batch(const Graph& g, const Dataset& data, const ObserveOptions& o,
+                                const std::function<void(const std::vector<Tensor>&, size_t)>& fn);
+
 ActivationStats observe_activations(const Graph& g, const Dataset& data, const ObserveOptions& o);
+
+// The input gram of every quantizable layer (quant/input_gram.h), from the float model.
+InputGrams collect_input_grams(const Graph& g, const Dataset& data, const ObserveOptions& o);
 
 struct UniformOptions {
   int wbits = 4;  // 0: weights stay float
