@@ -2,7 +2,9 @@
 // gradients are products of the operands and dY read through strided (transposed) views.
 #include <array>
 #include <memory>
+#include <utility>
 
+#include "ops/dtype_dispatch.h"
 #include "ops/gemm_impl.h"
 
 namespace mixq {
@@ -79,6 +81,17 @@ void check_float(DType dt, const Node& node) {
         std::string("no backward for dtype ") + dtype_name(dt));
 }
 
+// The dtypes the forward references take.
+inline constexpr unsigned kGemmTypes =
+    dtype_bit(DType::f32) | dtype_bit(DType::f64) | dtype_bit(DType::i32) | dtype_bit(DType::i64);
+
+// Calls f(TypeTag<T>{}) with t's type; throws Error naming the node unless t is in kGemmTypes.
+template <class F>
+void visit_gemm_dtype(DType dt, const Node& node, F&& f) {
+  check(dtype_in(kGemmTypes, dt), node.label(), std::string("unsupported dtype ") + dtype_name(dt));
+  visit_dtype<kGemmTypes>(dt, node.label(), f);
+}
+
 // out[i, j] = scale * sum_kk P[i, kk] * Q[kk, j]; out is row-major [P.rows, Q.cols].
 template <class T>
 void product_reference(const MatView& pv, const T* p, const MatView& qv, const T* q, double scale,
@@ -153,18 +166,11 @@ class GemmRef : public Kernel {
     GemmGeom g = gemm_geometry(a_, ta.shape(), tb.shape(), tc ? &tc->shape() : nullptr, node_);
     Tensor& y = *out.at(0);
     ensure(y, ta.dtype(), {g.m, g.n});
-    switch (ta.dtype()) {
-      case DType::f32:
-        return run<float>(g, ta, tb, tc, y);
-      case DType::f64:
-        return run<double>(g, ta, tb, tc, y);
-      case DType::i32:
-        return run<int32_t>(g, ta, tb, tc, y);
-      case DType::i64:
-        return run<int64_t>(g, ta, tb, tc, y);
-      default:
-        throw Error(node_.label(), std::string("unsupported dtype ") + dtype_name(ta.dtype()));
-    }
+    visit_gemm_dtype(ta.dtype(), node_, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      gemm_reference<T>(g, a_, ta.data<T>(), tb.data<T>(), tc ? tc->data<T>() : nullptr,
+                        y.data<T>());
+    });
   }
 
   bool has_backward() const override { return true; }
@@ -183,28 +189,30 @@ class GemmRef : public Kernel {
   }
 
  private:
-  template <class T>
-  void run(const GemmGeom& g, const Tensor& ta, const Tensor& tb, const Tensor* tc, Tensor& y) {
-    gemm_reference<T>(g, a_, ta.data<T>(), tb.data<T>(), tc ? tc->data<T>() : nullptr, y.data<T>());
-  }
   Node node_;
   GemmAttrs a_;
 };
+
+// The A and B matrices output matrix bi reads; out_strides: shape_strides(g.batch).
+std::pair<int64_t, int64_t> batch_operands(const MatMulGeom& g,
+                                           const std::vector<int64_t>& out_strides, int64_t bi) {
+  int64_t ao = 0, bo = 0, rest = bi;
+  for (size_t d = 0; d < g.batch.size(); ++d) {
+    const int64_t idx = rest / out_strides[d];
+    rest %= out_strides[d];
+    ao += idx * g.a_stride[d];
+    bo += idx * g.b_stride[d];
+  }
+  return {ao, bo};
+}
 
 template <class T>
 void matmul_reference(const MatMulGeom& g, const T* a, const T* b, T* y) {
   const int64_t batches = shape_numel(g.batch);
   const auto out_strides = shape_strides(g.batch);
-  const size_t r = g.batch.size();
 #pragma omp parallel for schedule(static)
   for (int64_t bi = 0; bi < batches; ++bi) {
-    int64_t ao = 0, bo = 0, rest = bi;
-    for (size_t d = 0; d < r; ++d) {
-      const int64_t idx = rest / out_strides[d];
-      rest %= out_strides[d];
-      ao += idx * g.a_stride[d];
-      bo += idx * g.b_stride[d];
-    }
+    const auto [ao, bo] = batch_operands(g, out_strides, bi);
     const T* pa = a + ao * g.m * g.k;
     const T* pb = b + bo * g.k * g.n;
     T* py = y + bi * g.m * g.n;
@@ -230,13 +238,7 @@ BatchMap batch_map(const MatMulGeom& g, const Shape& as, const Shape& bs) {
   const auto out_strides = shape_strides(g.batch);
   const int64_t batches = shape_numel(g.batch);
   for (int64_t bi = 0; bi < batches; ++bi) {
-    int64_t ao = 0, bo = 0, rest = bi;
-    for (size_t d = 0; d < g.batch.size(); ++d) {
-      const int64_t idx = rest / out_strides[d];
-      rest %= out_strides[d];
-      ao += idx * g.a_stride[d];
-      bo += idx * g.b_stride[d];
-    }
+    const auto [ao, bo] = batch_operands(g, out_strides, bi);
     bm.a.push_back(ao);
     bm.b.push_back(bo);
   }
@@ -245,42 +247,47 @@ BatchMap batch_map(const MatMulGeom& g, const Shape& as, const Shape& bs) {
   return bm;
 }
 
+// One operand of the per-batch products: batch bi reads matrix mat[bi] (matrix bi when mat is
+// null) of the stack at base, through view v.
+template <class T>
+struct BatchOperand {
+  const T* base;
+  const std::vector<int64_t>* mat;
+  MatView v;
+};
+
+// out[s] = sum of P_bi Q_bi over the batches bi with slot[bi] == s, out row-major
+// [slots, P.rows, Q.cols]. Each element has one writer.
+template <class T>
+void summed_products(int64_t slots, const std::vector<int64_t>& slot, const BatchOperand<T>& p,
+                     const BatchOperand<T>& q, T* out) {
+  const int64_t rows = p.v.rows, cols = q.v.cols, inner = p.v.cols;
+  const int64_t batches = static_cast<int64_t>(slot.size());
+  const int64_t p_size = p.v.rows * p.v.cols, q_size = q.v.rows * q.v.cols;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t s = 0; s < slots; ++s)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        double acc = 0;
+        for (int64_t bi = 0; bi < batches; ++bi) {
+          if (slot[bi] != s) continue;
+          const T* pr = p.base + (p.mat ? (*p.mat)[bi] : bi) * p_size + r * p.v.rs;
+          const T* qc = q.base + (q.mat ? (*q.mat)[bi] : bi) * q_size + c * q.v.cs;
+          for (int64_t t = 0; t < inner; ++t)
+            acc += static_cast<double>(pr[t * p.v.cs]) * qc[t * q.v.rs];
+        }
+        out[(s * rows + r) * cols + c] = static_cast<T>(acc);
+      }
+}
+
 // dA = dY B^T and dB = A^T dY per output matrix, summed into the A or B matrix it read (a
-// broadcast operand collects every batch it served). Each element has one writer.
+// broadcast operand collects every batch it served).
 template <class T>
 void matmul_backward_reference(const MatMulGeom& g, const BatchMap& bm, const T* a, const T* b,
                                const T* dy, T* da, T* db) {
-  const int64_t m = g.m, n = g.n, k = g.k, batches = static_cast<int64_t>(bm.a.size());
-  if (da) {
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t sa = 0; sa < bm.na; ++sa)
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t kk = 0; kk < k; ++kk) {
-          double acc = 0;
-          for (int64_t bi = 0; bi < batches; ++bi) {
-            if (bm.a[bi] != sa) continue;
-            const T* pd = dy + (bi * m + i) * n;
-            const T* pb = b + (bm.b[bi] * k + kk) * n;
-            for (int64_t j = 0; j < n; ++j) acc += static_cast<double>(pd[j]) * pb[j];
-          }
-          da[(sa * m + i) * k + kk] = static_cast<T>(acc);
-        }
-  }
-  if (db) {
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t sb = 0; sb < bm.nb; ++sb)
-      for (int64_t kk = 0; kk < k; ++kk)
-        for (int64_t j = 0; j < n; ++j) {
-          double acc = 0;
-          for (int64_t bi = 0; bi < batches; ++bi) {
-            if (bm.b[bi] != sb) continue;
-            const T* pa = a + bm.a[bi] * m * k + kk;
-            const T* pd = dy + bi * m * n + j;
-            for (int64_t i = 0; i < m; ++i) acc += static_cast<double>(pa[i * k]) * pd[i * n];
-          }
-          db[(sb * k + kk) * n + j] = static_cast<T>(acc);
-        }
-  }
+  const MatView av{g.m, g.k, g.k, 1}, bv{g.k, g.n, g.n, 1}, yv{g.m, g.n, g.n, 1};
+  if (da) summed_products<T>(bm.na, bm.a, {dy, nullptr, yv}, {b, &bm.b, bv.t()}, da);
+  if (db) summed_products<T>(bm.nb, bm.b, {a, &bm.a, av.t()}, {dy, nullptr, yv}, db);
 }
 
 class MatMulRef : public Kernel {
@@ -294,18 +301,10 @@ class MatMulRef : public Kernel {
     MatMulGeom g = matmul_geometry(ta.shape(), tb.shape(), node_);
     Tensor& y = *out.at(0);
     ensure(y, ta.dtype(), g.out);
-    switch (ta.dtype()) {
-      case DType::f32:
-        return matmul_reference(g, ta.data<float>(), tb.data<float>(), y.data<float>());
-      case DType::f64:
-        return matmul_reference(g, ta.data<double>(), tb.data<double>(), y.data<double>());
-      case DType::i32:
-        return matmul_reference(g, ta.data<int32_t>(), tb.data<int32_t>(), y.data<int32_t>());
-      case DType::i64:
-        return matmul_reference(g, ta.data<int64_t>(), tb.data<int64_t>(), y.data<int64_t>());
-      default:
-        throw Error(node_.label(), std::string("unsupported dtype ") + dtype_name(ta.dtype()));
-    }
+    visit_gemm_dtype(ta.dtype(), node_, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      matmul_reference(g, ta.data<T>(), tb.data<T>(), y.data<T>());
+    });
   }
 
   bool has_backward() const override { return true; }
