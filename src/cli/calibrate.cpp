@@ -10,6 +10,7 @@
 #include "cli/data_args.h"
 #include "cli/quant_args.h"
 #include "cli/validators.h"
+#include "onnx/export.h"
 #include "onnx/import.h"
 #include "quant/calibrate.h"
 
@@ -17,7 +18,7 @@ namespace mixq::cli {
 namespace {
 
 struct CalibrateArgs {
-  std::string model, out;
+  std::string model, out, model_out;
   DataArgs data;
   QuantArgs quant;
   int threads = 0;
@@ -29,6 +30,15 @@ int run_calibrate(const CalibrateArgs& a) {
   std::vector<InputFile> inputs = data_inputs(a.data.spec, "--data");
   inputs.push_back({a.model, "input model"});
   check_no_overwrite(a.out, inputs, "-o");
+  const Rounding rounding = parse_rounding(a.quant.rounding, "--rounding");
+  check(rounding == Rounding::nearest || !a.model_out.empty(), "--rounding",
+        std::string(rounding_name(rounding)) +
+            " moves the weights: give --model-out FILE for the model that holds them");
+  if (!a.model_out.empty()) {
+    check_output_file(a.model_out, "--model-out");
+    check_no_overwrite(a.model_out, inputs, "--model-out");
+    check(a.model_out != a.out, "--model-out", "is the same file as -o");
+  }
   UniformOptions uo = uniform_options(a.quant);
   auto data = open_data(a.data);
   Graph g = load_onnx(a.model);
@@ -36,6 +46,15 @@ int run_calibrate(const CalibrateArgs& a) {
   if (uo.abits > 0) stats = observe_activations(g, *data, observe_options(a.quant, a.data));
   QuantConfig cfg = uniform_config(g, uo.abits > 0 ? &stats : nullptr, uo);
   cfg.info["calibration"] = {{"data", data->description()}, {"samples", stats.samples}};
+  cfg.info["rounding"] = rounding_name(rounding);
+  if (!a.model_out.empty()) {
+    const InputGrams grams = rounding_grams(a.quant, a.data, g, *data);
+    ExportOptions eo;
+    eo.min_opset = g.opset;
+    save_onnx(round_weights(g, cfg, rounding, grams), a.model_out, eo);
+    std::cout << fmt::format("wrote {} (weights rounded by {}, at their dequantized values)\n",
+                             a.model_out, rounding_name(rounding));
+  }
   save_quant_config(cfg, a.out);
   std::cout << fmt::format("wrote {} ({} layers)\n", a.out, cfg.layers.size());
   return 0;
@@ -51,6 +70,10 @@ void add_calibrate(CLI::App& app, Action& action) {
   add_quant_options(cmd, a->quant);
   cmd->add_option("-o,--output", a->out, "Config to write (JSON)")
       ->required()
+      ->type_name(kFileType);
+  cmd->add_option("--model-out", a->model_out,
+                  "Also write the model with its weights rounded as the config quantizes them "
+                  "(needed by --rounding gptq; run it with `mixq eval FILE --quant CONFIG`)")
       ->type_name(kFileType);
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 1024));

@@ -1,5 +1,8 @@
 #include "cli/quant_args.h"
 
+#include <fmt/format.h>
+
+#include <chrono>
 #include <iostream>
 
 #include "base/error.h"
@@ -28,6 +31,11 @@ void add_quant_options(CLI::App* cmd, QuantArgs& a) {
   cmd->add_option("--edge-bits", a.edge_bits,
                   "Bits of the first and last layer (0: same as the rest)")
       ->check(CLI::IsMember(weight_bits_choices(true)));
+  cmd->add_option("--rounding", a.rounding,
+                  "Weight rounding: nearest, or gptq (each layer's rounding error compensated "
+                  "on the calibration data)")
+      ->check(CLI::IsMember({rounding_name(Rounding::nearest), rounding_name(Rounding::gptq)}))
+      ->capture_default_str();
   cmd->add_option("--calib-samples", a.calib_samples, "Calibration samples (seeded subset)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   cmd->add_option("--seed", a.seed, "Seed of every random choice");
@@ -89,6 +97,23 @@ ObserveOptions observe_options(const QuantArgs& a, const DataArgs& d) {
                 << std::flush;
     };
   return o;
+}
+
+InputGrams rounding_grams(const QuantArgs& a, const DataArgs& d, const Graph& g,
+                          const Dataset& calib) {
+  if (parse_rounding(a.rounding, "--rounding") == Rounding::nearest) return {};
+  const auto start = std::chrono::steady_clock::now();
+  ObserveOptions o = observe_options(a, d);
+  if (o.progress)
+    o.progress = [](size_t done, size_t total) {
+      std::cerr << "\rinput grams " << done << "/" << total << (done == total ? "\n" : "")
+                << std::flush;
+    };
+  InputGrams grams = collect_input_grams(g, calib, o);
+  std::cout << fmt::format(
+      "rounding: {} (input grams of {} layers, {:.1f} s)\n", a.rounding, grams.size(),
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return grams;
 }
 
 }  // namespace mixq::cli

@@ -5,6 +5,7 @@
 
 #include "cli/data_args.h"
 #include "quant/calibrate.h"
+#include "quant/rounding.h"
 
 namespace mixq::cli {
 
@@ -13,6 +14,8 @@ struct QuantArgs {
   std::string scheme = "fixed", scale = "mse", observer = "mse";
   double percentile = 99.99;
   bool per_tensor = false;
+  // Weight rounding (quant/rounding.h); a command sets its own default before the options.
+  std::string rounding = "nearest";
   size_t calib_samples = 1024;
   uint64_t seed = 0;
   // MSQ / RMSMP rows (quant/rows.h): fixed:shift ratio, or the device's balanced ratio.
@@ -24,5 +27,8 @@ struct QuantArgs {
 void add_quant_options(CLI::App* cmd, QuantArgs& a);
 UniformOptions uniform_options(const QuantArgs& a);
 ObserveOptions observe_options(const QuantArgs& a, const DataArgs& d);
+// The input grams --rounding needs (none for nearest), on the calibration subset, timed.
+InputGrams rounding_grams(const QuantArgs& a, const DataArgs& d, const Graph& g,
+                          const Dataset& calib);
 
 }  // namespace mixq::cli
