@@ -202,8 +202,7 @@ class ConvDnnl : public Kernel {
 
   Plan make_plan(const Shape& xs, const Shape& wsh, const Tensor* b) {
     Plan p;
-    p.geom = conv_geometry(a_, xs, wsh, node_);
-    check(p.geom.sp <= 3, node_.label(), "more than 3 spatial axes are not supported");
+    p.geom = checked_geometry(a_, false, xs, wsh, node_);
     check_bias(b, p.geom, DType::f32, node_);
     dnnl_util::guarded(node_.label(), [&] { build(p, b != nullptr); });
     return p;
@@ -288,8 +287,7 @@ class ConvDnnl : public Kernel {
 
   BwdPlan make_bwd_plan(const Shape& xs, const Shape& wsh, const Tensor* b) {
     BwdPlan p;
-    p.geom = conv_geometry(a_, xs, wsh, node_);
-    check(p.geom.sp <= 3, node_.label(), "more than 3 spatial axes are not supported");
+    p.geom = checked_geometry(a_, false, xs, wsh, node_);
     check_bias(b, p.geom, DType::f32, node_);
     p.has_bias = b != nullptr;
     dnnl_util::guarded(node_.label(), [&] { build_bwd(p); });

@@ -67,6 +67,10 @@ struct ConvGeom {
 ConvGeom conv_geometry(const ConvAttrs& a, const Shape& x, const Shape& w, const Node& node);
 ConvGeom conv_transpose_geometry(const ConvAttrs& a, const Shape& x, const Shape& w,
                                  const Node& node);
+// Either geometry (ConvTranspose's when transpose), checked to have at most 3 spatial axes: the
+// one every kernel starts from.
+ConvGeom checked_geometry(const ConvAttrs& a, bool transpose, const Shape& x, const Shape& w,
+                          const Node& node);
 
 // The fused sum input must match the output.
 void check_sum_input(const Tensor* extra, const Tensor& y, const Node& node);

@@ -95,6 +95,13 @@ ConvGeom conv_transpose_geometry(const ConvAttrs& a, const Shape& x, const Shape
   return g;
 }
 
+ConvGeom checked_geometry(const ConvAttrs& a, bool transpose, const Shape& x, const Shape& w,
+                          const Node& node) {
+  ConvGeom g = transpose ? conv_transpose_geometry(a, x, w, node) : conv_geometry(a, x, w, node);
+  check(g.sp <= 3, node.label(), "more than 3 spatial axes are not supported");
+  return g;
+}
+
 void check_sum_input(const Tensor* extra, const Tensor& y, const Node& node) {
   check(extra && extra->shape() == y.shape() && extra->dtype() == y.dtype(), node.label(),
         "fused sum input must match the output " + shape_str(y.shape()));
@@ -324,9 +331,7 @@ class ConvRef : public Kernel {
     const Tensor& w = required_input(in, 1, node_);
     const Tensor* b = optional_input(in, 2);
     check(x.dtype() == w.dtype(), node_.label(), "X and W must have the same dtype");
-    ConvGeom g = transpose_ ? conv_transpose_geometry(a_, x.shape(), w.shape(), node_)
-                            : conv_geometry(a_, x.shape(), w.shape(), node_);
-    check(g.sp <= 3, node_.label(), "more than 3 spatial axes are not supported");
+    const ConvGeom g = checked_geometry(a_, transpose_, x.shape(), w.shape(), node_);
     check_bias(b, g, x.dtype(), node_);
     Tensor& y = *out.at(0);
     ensure(y, x.dtype(), g.out_shape());
@@ -345,9 +350,7 @@ class ConvRef : public Kernel {
     const Tensor& x = required_input(in, 0, node_);
     const Tensor& w = required_input(in, 1, node_);
     const Tensor* b = optional_input(in, 2);
-    ConvGeom g = transpose_ ? conv_transpose_geometry(a_, x.shape(), w.shape(), node_)
-                            : conv_geometry(a_, x.shape(), w.shape(), node_);
-    check(g.sp <= 3, node_.label(), "more than 3 spatial axes are not supported");
+    const ConvGeom g = checked_geometry(a_, transpose_, x.shape(), w.shape(), node_);
     check(x.dtype() == w.dtype(), node_.label(), "X and W must have the same dtype");
     check_bias(b, g, x.dtype(), node_);
     const Tensor& dy = output_grad(a_, gout, g, node_);
