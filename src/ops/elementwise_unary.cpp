@@ -80,47 +80,36 @@ struct ExpOp {
 };
 
 // Float functions of <cmath>, one functor each; the differentiable ones with their derivative
-// written from the input x and output y.
-#define MIXQ_FLOAT_UNARY(Name, expr)               \
-  struct Name {                                    \
-    static constexpr unsigned types = kFloatTypes; \
-    template <class T>                             \
-    T operator()(T x) const {                      \
-      return expr;                                 \
-    }                                              \
+// (the optional third argument) written from the input x and output y.
+#define MIXQ_FLOAT_UNARY(Name, expr, ...)                                            \
+  struct Name {                                                                      \
+    static constexpr unsigned types = kFloatTypes;                                   \
+    template <class T>                                                               \
+    T operator()(T x) const {                                                        \
+      return expr;                                                                   \
+    }                                                                                \
+    __VA_OPT__(template <class T> T grad([[maybe_unused]] T x, [[maybe_unused]] T y) \
+                   const { return __VA_ARGS__; })                                    \
   };
-#define MIXQ_FLOAT_UNARY_GRAD(Name, expr, dexpr)               \
-  struct Name {                                                \
-    static constexpr unsigned types = kFloatTypes;             \
-    template <class T>                                         \
-    T operator()(T x) const {                                  \
-      return expr;                                             \
-    }                                                          \
-    template <class T>                                         \
-    T grad([[maybe_unused]] T x, [[maybe_unused]] T y) const { \
-      return dexpr;                                            \
-    }                                                          \
-  };
-MIXQ_FLOAT_UNARY_GRAD(LogOp, std::log(x), T(1) / x)
-MIXQ_FLOAT_UNARY_GRAD(SqrtOp, std::sqrt(x), T(0.5) / y)
+MIXQ_FLOAT_UNARY(LogOp, std::log(x), T(1) / x)
+MIXQ_FLOAT_UNARY(SqrtOp, std::sqrt(x), T(0.5) / y)
 MIXQ_FLOAT_UNARY(FloorOp, std::floor(x))
 MIXQ_FLOAT_UNARY(CeilOp, std::ceil(x))
 MIXQ_FLOAT_UNARY(RoundOp, std::nearbyint(x))  // default rounding mode: half to even
-MIXQ_FLOAT_UNARY_GRAD(TanhOp, std::tanh(x), T(1) - y * y)
-MIXQ_FLOAT_UNARY_GRAD(ErfOp, std::erf(x), T(1.1283791670955126) * std::exp(-x * x))  // 2/sqrt(pi)
-MIXQ_FLOAT_UNARY_GRAD(SinOp, std::sin(x), std::cos(x))
-MIXQ_FLOAT_UNARY_GRAD(CosOp, std::cos(x), -std::sin(x))
-MIXQ_FLOAT_UNARY_GRAD(TanOp, std::tan(x), T(1) + y * y)
-MIXQ_FLOAT_UNARY_GRAD(AsinOp, std::asin(x), T(1) / std::sqrt(T(1) - x * x))
-MIXQ_FLOAT_UNARY_GRAD(AcosOp, std::acos(x), T(-1) / std::sqrt(T(1) - x * x))
-MIXQ_FLOAT_UNARY_GRAD(AtanOp, std::atan(x), T(1) / (T(1) + x * x))
-MIXQ_FLOAT_UNARY_GRAD(SinhOp, std::sinh(x), std::cosh(x))
-MIXQ_FLOAT_UNARY_GRAD(CoshOp, std::cosh(x), std::sinh(x))
-MIXQ_FLOAT_UNARY_GRAD(AsinhOp, std::asinh(x), T(1) / std::sqrt(x * x + T(1)))
-MIXQ_FLOAT_UNARY_GRAD(AcoshOp, std::acosh(x), T(1) / std::sqrt(x * x - T(1)))
-MIXQ_FLOAT_UNARY_GRAD(AtanhOp, std::atanh(x), T(1) / (T(1) - x * x))
+MIXQ_FLOAT_UNARY(TanhOp, std::tanh(x), T(1) - y * y)
+MIXQ_FLOAT_UNARY(ErfOp, std::erf(x), T(1.1283791670955126) * std::exp(-x * x))  // 2/sqrt(pi)
+MIXQ_FLOAT_UNARY(SinOp, std::sin(x), std::cos(x))
+MIXQ_FLOAT_UNARY(CosOp, std::cos(x), -std::sin(x))
+MIXQ_FLOAT_UNARY(TanOp, std::tan(x), T(1) + y * y)
+MIXQ_FLOAT_UNARY(AsinOp, std::asin(x), T(1) / std::sqrt(T(1) - x * x))
+MIXQ_FLOAT_UNARY(AcosOp, std::acos(x), T(-1) / std::sqrt(T(1) - x * x))
+MIXQ_FLOAT_UNARY(AtanOp, std::atan(x), T(1) / (T(1) + x * x))
+MIXQ_FLOAT_UNARY(SinhOp, std::sinh(x), std::cosh(x))
+MIXQ_FLOAT_UNARY(CoshOp, std::cosh(x), std::sinh(x))
+MIXQ_FLOAT_UNARY(AsinhOp, std::asinh(x), T(1) / std::sqrt(x * x + T(1)))
+MIXQ_FLOAT_UNARY(AcoshOp, std::acosh(x), T(1) / std::sqrt(x * x - T(1)))
+MIXQ_FLOAT_UNARY(AtanhOp, std::atanh(x), T(1) / (T(1) - x * x))
 #undef MIXQ_FLOAT_UNARY
-#undef MIXQ_FLOAT_UNARY_GRAD
 
 }  // namespace
 
