@@ -45,28 +45,17 @@ Layout make_layout(const Shape& shape, const std::vector<bool>& reduced) {
   return l;
 }
 
-// Calls step(acc[o], x[i], o) for every input element i, o being its output position.
-template <class T, class A, class Step>
-void accumulate(const T* x, A* acc, const Layout& l, Step step) {
+// Calls f(row, o) for every row (run along the last dimension) of a layout of rank >= 1, in
+// order, o being the output position of the row's first element.
+template <class F>
+void for_each_row(const Layout& l, F&& f) {
   const int r = static_cast<int>(l.dims.size());
-  if (r == 0) {
-    step(acc[0], x[0], 0);
-    return;
-  }
-  const int64_t inner = l.dims[r - 1];
   int64_t rows = 1;
   for (int d = 0; d < r - 1; ++d) rows *= l.dims[d];
   std::vector<int64_t> pos(r, 0);
   int64_t o = 0;
   for (int64_t row = 0; row < rows; ++row) {
-    const T* p = x + row * inner;
-    if (l.reduced[r - 1]) {
-      A a = acc[o];
-      for (int64_t j = 0; j < inner; ++j) step(a, p[j], o);
-      acc[o] = a;
-    } else {
-      for (int64_t j = 0; j < inner; ++j) step(acc[o + j], p[j], o + j);
-    }
+    f(row, o);
     for (int d = r - 2; d >= 0; --d) {
       if (++pos[d] < l.dims[d]) {
         o += l.out_strides[d];
@@ -76,6 +65,28 @@ void accumulate(const T* x, A* acc, const Layout& l, Step step) {
       pos[d] = 0;
     }
   }
+}
+
+// Calls step(acc[o], x[i], o) for every input element i, o being its output position.
+template <class T, class A, class Step>
+void accumulate(const T* x, A* acc, const Layout& l, Step step) {
+  const int r = static_cast<int>(l.dims.size());
+  if (r == 0) {
+    step(acc[0], x[0], 0);
+    return;
+  }
+  const int64_t inner = l.dims[r - 1];
+  const bool inner_reduced = l.reduced[r - 1];
+  for_each_row(l, [&](int64_t row, int64_t o) {
+    const T* p = x + row * inner;
+    if (inner_reduced) {
+      A a = acc[o];
+      for (int64_t j = 0; j < inner; ++j) step(a, p[j], o);
+      acc[o] = a;
+    } else {
+      for (int64_t j = 0; j < inner; ++j) step(acc[o + j], p[j], o + j);
+    }
+  });
 }
 
 // Calls f(i, o) for every input element i in order, o being its output position.
@@ -88,21 +99,9 @@ void for_each_element(const Layout& l, F f) {
   }
   const int64_t inner = l.dims[r - 1];
   const int64_t inner_step = l.reduced[r - 1] ? 0 : 1;
-  int64_t rows = 1;
-  for (int d = 0; d < r - 1; ++d) rows *= l.dims[d];
-  std::vector<int64_t> pos(r, 0);
-  int64_t o = 0;
-  for (int64_t row = 0; row < rows; ++row) {
+  for_each_row(l, [&](int64_t row, int64_t o) {
     for (int64_t j = 0; j < inner; ++j) f(row * inner + j, o + j * inner_step);
-    for (int d = r - 2; d >= 0; --d) {
-      if (++pos[d] < l.dims[d]) {
-        o += l.out_strides[d];
-        break;
-      }
-      o -= l.out_strides[d] * (l.dims[d] - 1);
-      pos[d] = 0;
-    }
-  }
+  });
 }
 
 // Reductions with a backward: all but ReduceProd (whose gradient needs care at zeros).
