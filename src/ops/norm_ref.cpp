@@ -35,6 +35,20 @@ double running_var_factor(bool unbiased, const Planes& p) {
 namespace {
 using namespace norm_impl;
 
+// Input X of a forward reference, checked to be f32 or f64.
+const Tensor& float_input(const std::vector<const Tensor*>& in, const Node& node) {
+  const Tensor& x = required_input(in, 0, node);
+  check(x.dtype() == DType::f32 || x.dtype() == DType::f64, node.label(),
+        std::string("unsupported dtype ") + dtype_name(x.dtype()));
+  return x;
+}
+
+// X [N, C, spatial...] of InstanceNormalization and LRN as planes, checked to have rank >= 3.
+Planes spatial_planes(const Tensor& x, const Node& node) {
+  check(x.rank() >= 3, node.label(), "input X must have rank >= 3, got " + shape_str(x.shape()));
+  return planes_of(x.shape(), false, node);
+}
+
 // A per-channel parameter (or, for BatchNormalization with spatial = 0 before opset 9, one per
 // channel and position) read as doubles.
 std::vector<double> channel_param(const Tensor& t, const Planes& p, const char* name,
@@ -192,9 +206,7 @@ class BatchNormRef : public Kernel {
   bool training() const { return a_.training || trainer_; }
 
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
-    const Tensor& x = required_input(in, 0, node_);
-    check(x.dtype() == DType::f32 || x.dtype() == DType::f64, node_.label(),
-          std::string("unsupported dtype ") + dtype_name(x.dtype()));
+    const Tensor& x = float_input(in, node_);
     const Planes p = planes_of(x.shape(), a_.nhwc, node_);
     const BnIndex ix(p, a_.nhwc);
     auto scale = channel_param(required_input(in, 1, node_), p, "scale", node_);
@@ -321,11 +333,8 @@ class InstanceNormRef : public Kernel {
       : node_(node), eps_(node.get_float("epsilon", 1e-5f)) {}
 
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
-    const Tensor& x = required_input(in, 0, node_);
-    check(x.dtype() == DType::f32 || x.dtype() == DType::f64, node_.label(),
-          std::string("unsupported dtype ") + dtype_name(x.dtype()));
-    check(x.rank() >= 3, node_.label(), "input X must have rank >= 3, got " + shape_str(x.shape()));
-    const Planes p = planes_of(x.shape(), false, node_);
+    const Tensor& x = float_input(in, node_);
+    const Planes p = spatial_planes(x, node_);
     const Tensor& ts = required_input(in, 1, node_);
     const Tensor& tb = required_input(in, 2, node_);
     check(ts.numel() == p.c && tb.numel() == p.c, node_.label(),
@@ -369,11 +378,8 @@ class LrnRef : public Kernel {
   }
 
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
-    const Tensor& x = required_input(in, 0, node_);
-    check(x.dtype() == DType::f32 || x.dtype() == DType::f64, node_.label(),
-          std::string("unsupported dtype ") + dtype_name(x.dtype()));
-    check(x.rank() >= 3, node_.label(), "input X must have rank >= 3, got " + shape_str(x.shape()));
-    const Planes p = planes_of(x.shape(), false, node_);
+    const Tensor& x = float_input(in, node_);
+    const Planes p = spatial_planes(x, node_);
     const int64_t lo = (size_ - 1) / 2, hi = size_ - 1 - lo;  // channels before / after
     Tensor& y = *out.at(0);
     ensure(y, x.dtype(), x.shape());
@@ -407,9 +413,7 @@ class LayerNormRef : public Kernel {
       : node_(node), axis_(node.get_int("axis", -1)), eps_(node.get_float("epsilon", 1e-5f)) {}
 
   void forward(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
-    const Tensor& x = required_input(in, 0, node_);
-    check(x.dtype() == DType::f32 || x.dtype() == DType::f64, node_.label(),
-          std::string("unsupported dtype ") + dtype_name(x.dtype()));
+    const Tensor& x = float_input(in, node_);
     const int64_t rank = static_cast<int64_t>(x.rank());
     const int64_t axis = normalize_axis(axis_, rank, node_);
     const Shape inner(x.shape().begin() + axis, x.shape().end());
