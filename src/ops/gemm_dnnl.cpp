@@ -12,33 +12,47 @@ namespace mixq {
 namespace {
 using namespace gemm_impl;
 
-// One gradient product of a backward plan: dst = P x Q, P and Q two of A, B and dY read in
-// place through strided descriptors.
+// A oneDNN matmul dst = src x wei (+ bias) whose memories are pointed at tensors per call.
+struct Matmul {
+  dnnl_util::Bound prim;  // empty: the reference computes it
+  dnnl::memory src, wei, dst, bias;
+
+  Matmul() = default;
+  // Throws dnnl::error for a layout oneDNN does not take; no bias when bias_md is null.
+  Matmul(const dnnl::memory::desc& src_md, const dnnl::memory::desc& wei_md,
+         const dnnl::memory::desc& dst_md, const dnnl::memory::desc* bias_md = nullptr)
+      : src(dnnl_util::unbound(src_md)),
+        wei(dnnl_util::unbound(wei_md)),
+        dst(dnnl_util::unbound(dst_md)) {
+    auto desc = bias_md ? dnnl::matmul::desc(src_md, wei_md, *bias_md, dst_md)
+                        : dnnl::matmul::desc(src_md, wei_md, dst_md);
+    prim = dnnl_util::Bound(dnnl::matmul(dnnl::matmul::primitive_desc(desc, dnnl_util::engine())));
+    prim.arg(DNNL_ARG_SRC, src).arg(DNNL_ARG_WEIGHTS, wei).arg(DNNL_ARG_DST, dst);
+    if (bias_md) {
+      bias = dnnl_util::unbound(*bias_md);
+      prim.arg(DNNL_ARG_BIAS, bias);
+    }
+  }
+
+  // Runs on s and w (and b, for a matmul built with a bias) into d; does not wait.
+  void run(const Tensor& s, const Tensor& w, Tensor& d, const Tensor* b = nullptr) const {
+    dnnl_util::bind(src, s);
+    dnnl_util::bind(wei, w);
+    dnnl_util::bind(dst, d);
+    if (b) dnnl_util::bind(bias, *b);
+    prim.run();
+  }
+};
+
+// One gradient product of a backward plan: P x Q, P and Q two of A, B and dY read in place
+// through strided descriptors.
 struct Grad {
   Operand p_operand = kA, q_operand = kA;
-  dnnl_util::Bound prim;  // empty: the reference computes it
-  dnnl::memory p, q, dst;
-
-  Grad() = default;
-  // Throws dnnl::error for a layout oneDNN does not take.
-  Grad(Operand po, const dnnl::memory::desc& p_md, Operand qo, const dnnl::memory::desc& q_md,
-       const dnnl::memory::desc& dst_md)
-      : p_operand(po),
-        q_operand(qo),
-        p(dnnl_util::unbound(p_md)),
-        q(dnnl_util::unbound(q_md)),
-        dst(dnnl_util::unbound(dst_md)) {
-    prim = dnnl_util::Bound(dnnl::matmul(
-        dnnl::matmul::primitive_desc(dnnl::matmul::desc(p_md, q_md, dst_md), dnnl_util::engine())));
-    prim.arg(DNNL_ARG_SRC, p).arg(DNNL_ARG_WEIGHTS, q).arg(DNNL_ARG_DST, dst);
-  }
+  Matmul mm;
 
   // Runs the product into d, reading operand[kA], operand[kB], operand[kDY] (does not wait).
   void run(const Tensor* const (&operand)[3], Tensor& d) const {
-    dnnl_util::bind(p, *operand[p_operand]);
-    dnnl_util::bind(q, *operand[q_operand]);
-    dnnl_util::bind(dst, d);
-    prim.run();
+    mm.run(*operand[p_operand], *operand[q_operand], d);
   }
 };
 
@@ -64,15 +78,11 @@ class GemmDnnl : public Kernel {
       return ref_->forward(in, out);
     Plan& p = plans_.get({&ta.shape(), &tb.shape(), tc ? &tc->shape() : nullptr},
                          [&] { return make_plan(ta.shape(), tb.shape(), tc); });
-    if (!p.prim) return ref_->forward(in, out);
+    if (!p.mm.prim) return ref_->forward(in, out);
     Tensor& y = *out.at(0);
     ensure(y, DType::f32, {p.g.m, p.g.n});
     dnnl_util::guarded(node_.label(), [&] {
-      dnnl_util::bind(p.src, ta);
-      dnnl_util::bind(p.wei, tb);
-      dnnl_util::bind(p.dst, y);
-      if (p.bias_in_primitive) dnnl_util::bind(p.bias, *tc);
-      p.prim.run();
+      p.mm.run(ta, tb, y, p.bias_in_primitive ? tc : nullptr);
       dnnl_util::stream().wait();
     });
     if (!p.bias_in_primitive && (a_.alpha != 1.f || tc))
@@ -94,8 +104,8 @@ class GemmDnnl : public Kernel {
                                     [&] { return make_bwd_plan(ta.shape(), tb.shape(), tc); });
     const Tensor& dy = output_grad(gout, {p.g.m, p.g.n}, DType::f32, node_);
     // C's gradient (and A's and B's for empty dimensions) from the reference.
-    gemm_backward_reference(p.g, a_, ta, tb, tc, dy, gin, !p.grad[0].prim);
-    if (!p.grad[0].prim) return;
+    gemm_backward_reference(p.g, a_, ta, tb, tc, dy, gin, !p.grad[0].mm.prim);
+    if (!p.grad[0].mm.prim) return;
     const Tensor* operand[3] = {&ta, &tb, &dy};
     const Tensor* inputs[2] = {&ta, &tb};
     dnnl_util::guarded(node_.label(), [&] {
@@ -126,10 +136,10 @@ class GemmDnnl : public Kernel {
     dnnl_util::guarded(node_.label(), [&] {
       for (size_t i = 0; i < 2; ++i) {
         const Product& pr = products[i];
-        p.grad[i] =
-            Grad(pr.p, dnnl_util::strided_desc({pr.pv.rows, pr.pv.cols}, {pr.pv.rs, pr.pv.cs}),
-                 pr.q, dnnl_util::strided_desc({pr.qv.rows, pr.qv.cols}, {pr.qv.rs, pr.qv.cs}),
-                 dnnl_util::plain_desc({pr.pv.rows, pr.qv.cols}));
+        p.grad[i] = {pr.p, pr.q,
+                     Matmul(dnnl_util::strided_desc({pr.pv.rows, pr.pv.cols}, {pr.pv.rs, pr.pv.cs}),
+                            dnnl_util::strided_desc({pr.qv.rows, pr.qv.cols}, {pr.qv.rs, pr.qv.cs}),
+                            dnnl_util::plain_desc({pr.pv.rows, pr.qv.cols}))};
       }
     });
     return p;
@@ -138,8 +148,7 @@ class GemmDnnl : public Kernel {
   dnnl_util::PlanCache<GemmBwdPlan> bwd_plans_;
   struct Plan {
     GemmGeom g;
-    dnnl_util::Bound prim;  // empty: use the reference (empty dimensions)
-    dnnl::memory src, wei, bias, dst;
+    Matmul mm;  // empty: use the reference (empty dimensions)
     bool bias_in_primitive = false;
   };
 
@@ -155,18 +164,7 @@ class GemmDnnl : public Kernel {
       auto wei_md = dnnl_util::strided_desc({g.k, g.n}, a_.trans_b ? Shape{1, g.k} : Shape{g.n, 1});
       auto dst_md = dnnl_util::plain_desc({g.m, g.n});
       auto bias_md = dnnl_util::plain_desc({1, g.n});
-      auto desc = p.bias_in_primitive ? dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md)
-                                      : dnnl::matmul::desc(src_md, wei_md, dst_md);
-      p.src = dnnl_util::unbound(src_md);
-      p.wei = dnnl_util::unbound(wei_md);
-      p.dst = dnnl_util::unbound(dst_md);
-      p.prim =
-          dnnl_util::Bound(dnnl::matmul(dnnl::matmul::primitive_desc(desc, dnnl_util::engine())));
-      p.prim.arg(DNNL_ARG_SRC, p.src).arg(DNNL_ARG_WEIGHTS, p.wei).arg(DNNL_ARG_DST, p.dst);
-      if (p.bias_in_primitive) {
-        p.bias = dnnl_util::unbound(bias_md);
-        p.prim.arg(DNNL_ARG_BIAS, p.bias);
-      }
+      p.mm = Matmul(src_md, wei_md, dst_md, p.bias_in_primitive ? &bias_md : nullptr);
     });
     return p;
   }
@@ -188,14 +186,11 @@ class MatMulDnnl : public Kernel {
     if (ta.dtype() != DType::f32 || tb.dtype() != DType::f32) return ref_->forward(in, out);
     Plan& p =
         plans_.get({&ta.shape(), &tb.shape()}, [&] { return make_plan(ta.shape(), tb.shape()); });
-    if (!p.prim) return ref_->forward(in, out);
+    if (!p.mm.prim) return ref_->forward(in, out);
     Tensor& y = *out.at(0);
     ensure(y, DType::f32, p.g.out);
     dnnl_util::guarded(node_.label(), [&] {
-      dnnl_util::bind(p.src, ta);
-      dnnl_util::bind(p.wei, tb);
-      dnnl_util::bind(p.dst, y);
-      p.prim.run();
+      p.mm.run(ta, tb, y);
       dnnl_util::stream().wait();
     });
   }
@@ -217,11 +212,11 @@ class MatMulDnnl : public Kernel {
     Tensor* grads[2] = {grad_slot(gin, 0), grad_slot(gin, 1)};
     const Tensor* inputs[2] = {&ta, &tb};
     const Tensor* operand[3] = {&ta, &tb, &dy};
-    matmul_backward(p.g, ta, tb, dy, p.grad[0].prim ? nullptr : grads[0],
-                    p.grad[1].prim ? nullptr : grads[1]);
+    matmul_backward(p.g, ta, tb, dy, p.grad[0].mm.prim ? nullptr : grads[0],
+                    p.grad[1].mm.prim ? nullptr : grads[1]);
     dnnl_util::guarded(node_.label(), [&] {
       for (size_t i = 0; i < 2; ++i) {
-        if (!grads[i] || !p.grad[i].prim) continue;
+        if (!grads[i] || !p.grad[i].mm.prim) continue;
         ensure(*grads[i], DType::f32, inputs[i]->shape());
         p.grad[i].run(operand, *grads[i]);
       }
@@ -239,9 +234,10 @@ class MatMulDnnl : public Kernel {
 
   static Grad make_grad(Operand po, const Desc& pd, Operand qo, const Desc& qd, const Desc& dd) {
     try {
-      return Grad(po, dnnl_util::strided_desc(pd.dims, pd.strides), qo,
-                  dnnl_util::strided_desc(qd.dims, qd.strides),
-                  dnnl_util::strided_desc(dd.dims, dd.strides));
+      return {po, qo,
+              Matmul(dnnl_util::strided_desc(pd.dims, pd.strides),
+                     dnnl_util::strided_desc(qd.dims, qd.strides),
+                     dnnl_util::strided_desc(dd.dims, dd.strides))};
     } catch (const dnnl::error&) {
       return Grad();  // a layout oneDNN does not take: the reference does it
     }
@@ -290,8 +286,7 @@ class MatMulDnnl : public Kernel {
  private:
   struct Plan {
     MatMulGeom g;
-    dnnl_util::Bound prim;  // empty: use the reference
-    dnnl::memory src, wei, dst;
+    Matmul mm;  // empty: use the reference
   };
 
   Plan make_plan(const Shape& as, const Shape& bs) {
@@ -312,18 +307,10 @@ class MatMulDnnl : public Kernel {
     b_dims.insert(b_dims.end(), {g.k, g.n});
     y_dims.insert(y_dims.end(), {g.m, g.n});
     try {
-      auto src_md = dnnl_util::plain_desc(a_dims);
-      auto wei_md = dnnl_util::plain_desc(b_dims);
-      auto dst_md = dnnl_util::plain_desc(y_dims);
-      dnnl::matmul::desc desc(src_md, wei_md, dst_md);
-      p.src = dnnl_util::unbound(src_md);
-      p.wei = dnnl_util::unbound(wei_md);
-      p.dst = dnnl_util::unbound(dst_md);
-      p.prim =
-          dnnl_util::Bound(dnnl::matmul(dnnl::matmul::primitive_desc(desc, dnnl_util::engine())));
-      p.prim.arg(DNNL_ARG_SRC, p.src).arg(DNNL_ARG_WEIGHTS, p.wei).arg(DNNL_ARG_DST, p.dst);
+      p.mm = Matmul(dnnl_util::plain_desc(a_dims), dnnl_util::plain_desc(b_dims),
+                    dnnl_util::plain_desc(y_dims));
     } catch (const dnnl::error&) {
-      p.prim = dnnl_util::Bound();  // a broadcast pattern oneDNN does not take: the reference does
+      p.mm = Matmul();  // a broadcast pattern oneDNN does not take: the reference does
     }
     return p;
   }
