@@ -10,30 +10,15 @@
 #include "quant/apply.h"
 #include "search/allocate.h"
 #include "support/gradcheck.h"
+#include "support/measured_net.h"
 #include "support/onnx_builder.h"
-#include "support/synthetic_data.h"
-#include "support/tiny_nets.h"
 
 using namespace mixq;
 using namespace mixq::test;
 
 namespace {
 
-struct Fixture {
-  Graph g = conv_chain_net(5);
-  SyntheticDataset data{64, {2, 6, 6}, 3, 4};
-  SearchSpace space = make_search_space(g, parse_candidates("w2,w4,w8", "t"), false, 8);
-  SensitivityData sens;
-  Fixture() {
-    ObserveOptions oo;
-    oo.samples = 32;
-    ActivationStats stats = observe_activations(g, data, oo);
-    SensitivityOptions so;
-    so.samples = 32;
-    so.chunk = 32;
-    sens = measure_sensitivity(g, space, stats, data, so);
-  }
-};
+using Fixture = MeasuredNet;
 
 double avg_bits(const Fixture& f, const std::vector<int>& choice) {
   double bits = 0, n = 0;

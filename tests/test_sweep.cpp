@@ -17,30 +17,17 @@
 #include "runtime/executor.h"
 #include "search/allocate.h"
 #include "search/sweep.h"
+#include "support/measured_net.h"
 #include "support/onnx_builder.h"
 #include "support/synthetic_data.h"
-#include "support/tiny_nets.h"
 
 using namespace mixq;
 using namespace mixq::test;
 
 namespace {
 
-struct Measured {
-  Graph g = conv_chain_net(5);
-  SyntheticDataset data{64, {2, 6, 6}, 3, 4};
+struct Measured : MeasuredNet {
   SyntheticDataset test{48, {2, 6, 6}, 3, 9};
-  SearchSpace space = make_search_space(g, parse_candidates("w2,w4,w8", "t"), false, 8);
-  SensitivityData sens;
-  Measured() {
-    ObserveOptions oo;
-    oo.samples = 32;
-    ActivationStats stats = observe_activations(g, data, oo);
-    SensitivityOptions so;
-    so.samples = 32;
-    so.chunk = 32;
-    sens = measure_sensitivity(g, space, stats, data, so);
-  }
   AllocInputs inputs() const { return {&g, &space, &sens, nullptr}; }
   std::vector<QuantLayer> searched() const {
     std::vector<QuantLayer> out;
