@@ -184,10 +184,16 @@ TEST(Gptq, RoundWeightsReplacesOnlyConfiguredLayers) {
       one_node("Gemm", {Arg(normal_f32({2, 12}, 1)), Arg(l.w, true)}, {{"transB", int64_t{1}}});
   QuantConfig cfg;
   cfg.layers.push_back({"n0", choose_weight_quant(l.w, Scheme::fixed, 3, ScaleMethod::mse), {}});
-  const Graph out = round_weights(g, cfg, Rounding::gptq, {{"n0", l.gram}});
+  WeightRounding r;
+  r.method = Rounding::gptq;
+  r.grams = std::make_shared<const InputGrams>(InputGrams{{"n0", l.gram}});
+  const Graph out = round_weights(g, cfg, r);
   const Tensor& q = out.constant(find_quant_layers(out)[0].weight);
   test::expect_close(q, gptq_quantize_weight(l.w, cfg.layers[0].rows, 0, l.gram), 0, 0);
-  EXPECT_NE(test::error_of([&] { round_weights(g, cfg, Rounding::gptq, {}); }), "no error");
+  EXPECT_NE(test::error_of([&] {
+              round_weights(g, cfg, {Rounding::gptq, nullptr, 0, 0, {}});
+            }),
+            "no error");
   EXPECT_EQ(parse_rounding("gptq", "--rounding"), Rounding::gptq);
   EXPECT_NE(test::error_of([&] { parse_rounding("adaround", "--rounding"); }).find("--rounding"),
             std::string::npos);

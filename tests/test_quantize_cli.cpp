@@ -40,7 +40,8 @@ TEST(QuantizeCli, DefaultModelUnderSizeAndLatencyBudgets) {
   const CommandResult r = run_command(cmd);
   ASSERT_EQ(r.status, 0) << r.err;
   for (const char* f :
-       {"quant.json", "model_qdq.onnx", "model.mixq", "report.html", "sensitivity.omega"})
+       {"quant.json", "model_qdq.onnx", "model.mixq", "report.html", "sensitivity.omega",
+        "model.onnx"})
     EXPECT_TRUE(std::filesystem::exists(out + "/" + f)) << f;
   // The IQP's latency is the hardware model's latency of the result, and within the budget.
   const double predicted = number_after(r.out, "predicted latency ");
@@ -51,12 +52,22 @@ TEST(QuantizeCli, DefaultModelUnderSizeAndLatencyBudgets) {
   EXPECT_EQ(cfg.info.at("allocation").at("choice").size(), 3u);  // conv2..conv4 searched
   const double top1 = number_after(r.out, "top-1    ");
   EXPECT_GT(top1, 85.0) << r.out;
-  // eval --quant of the written config gives the same top-1.
-  const CommandResult e =
-      run_command(kMixq + " eval " + repo_path("models/fmnist_default.onnx") +
-                  " --data fmnist:test --limit 1000 --quant " + out + "/quant.json");
+  // The weights are rounded with compensation (the default): eval --quant of the written config
+  // on the written model gives the same top-1, and on the original model it is refused.
+  EXPECT_NE(r.out.find("rounding: gptq"), std::string::npos) << r.out;
+  EXPECT_EQ(cfg.info.at("rounding"), "gptq");
+  const CommandResult e = run_command(kMixq + " eval " + out +
+                                      "/model.onnx --data fmnist:test --limit 1000 --quant " +
+                                      out + "/quant.json");
   ASSERT_EQ(e.status, 0) << e.err;
   EXPECT_NEAR(number_after(e.out, "top-1    "), top1, 1e-9) << e.out;
+  const CommandResult wrong =
+      run_command(kMixq + " eval " + repo_path("models/fmnist_default.onnx") +
+                  " --data fmnist:test --limit 1000 --quant " + out + "/quant.json");
+  EXPECT_NE(wrong.status, 0);
+  EXPECT_NE(wrong.err.find(out + "/quant.json: was made for other weights"), std::string::npos)
+      << wrong.err;
+  EXPECT_EQ(wrong.out, "");
   // The report shows the allocation, Omega and the FPGA section.
   std::ifstream f(out + "/report.html");
   const std::string html((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

@@ -87,7 +87,7 @@ std::vector<std::string> expect_whole_files(const std::string& dir) {
       temporaries.push_back(name);
     } else if (name == "quant.json") {
       EXPECT_NO_THROW(load_quant_config(path)) << path;
-    } else if (name == "model_qdq.onnx") {
+    } else if (name == "model_qdq.onnx" || name == "model.onnx") {
       EXPECT_NO_THROW(load_onnx(path)) << path;
     } else if (name == "model.mixq") {
       EXPECT_NO_THROW(load_packed(path)) << path;

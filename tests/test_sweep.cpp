@@ -49,7 +49,7 @@ TEST(Sweep, EveryAllocatorAtEveryBudgetInOrderWithItsMeasurements) {
   const std::vector<Budget> budgets = parse_budgets("3bits,5bits,1.5bits", "t");
   const std::vector<AllocMethod> methods = {AllocMethod::uniform, AllocMethod::greedy,
                                             AllocMethod::clado};
-  SweepData sd{&f.data, random_subset(f.data.size(), 32, 0), &f.test, 16, 0};
+  SweepData sd{&f.data, random_subset(f.data.size(), 32, 0), &f.test, 16, 0, {}};
   std::vector<std::string> seen;
   const std::vector<SweepRow> rows =
       sweep(in, budgets, methods, IqpOptions{}, sd,

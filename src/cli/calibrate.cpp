@@ -12,6 +12,7 @@
 #include "cli/validators.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
+#include "quant/apply.h"
 #include "quant/calibrate.h"
 
 namespace mixq::cli {
@@ -48,10 +49,12 @@ int run_calibrate(const CalibrateArgs& a) {
   cfg.info["calibration"] = {{"data", data->description()}, {"samples", stats.samples}};
   cfg.info["rounding"] = rounding_name(rounding);
   if (!a.model_out.empty()) {
-    const InputGrams grams = rounding_grams(a.quant, a.data, g, *data);
+    const WeightRounding r = weight_rounding(a.quant, a.data, g, *data);
     ExportOptions eo;
     eo.min_opset = g.opset;
-    save_onnx(round_weights(g, cfg, rounding, grams), a.model_out, eo);
+    const Graph rounded = round_weights(g, cfg, r);
+    if (rounding != Rounding::nearest) cfg.weights_hash = config_weights_hash(rounded, cfg);
+    save_onnx(rounded, a.model_out, eo);
     std::cout << fmt::format("wrote {} (weights rounded by {}, at their dequantized values)\n",
                              a.model_out, rounding_name(rounding));
   }

@@ -99,9 +99,10 @@ ObserveOptions observe_options(const QuantArgs& a, const DataArgs& d) {
   return o;
 }
 
-InputGrams rounding_grams(const QuantArgs& a, const DataArgs& d, const Graph& g,
-                          const Dataset& calib) {
-  if (parse_rounding(a.rounding, "--rounding") == Rounding::nearest) return {};
+WeightRounding weight_rounding(const QuantArgs& a, const DataArgs& d, const Graph& g,
+                               const Dataset& calib) {
+  const Rounding method = parse_rounding(a.rounding, "--rounding");
+  if (method == Rounding::nearest) return {};
   const auto start = std::chrono::steady_clock::now();
   ObserveOptions o = observe_options(a, d);
   if (o.progress)
@@ -109,11 +110,12 @@ InputGrams rounding_grams(const QuantArgs& a, const DataArgs& d, const Graph& g,
       std::cerr << "\rinput grams " << done << "/" << total << (done == total ? "\n" : "")
                 << std::flush;
     };
-  InputGrams grams = collect_input_grams(g, calib, o);
+  WeightRounding r = make_rounding(method, g, calib, o);
   std::cout << fmt::format(
-      "rounding: {} (input grams of {} layers, {:.1f} s)\n", a.rounding, grams.size(),
+      "rounding: {} (input grams of {} layers on {} samples, {:.1f} s)\n", a.rounding,
+      r.grams->size(), r.samples,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  return grams;
+  return r;
 }
 
 }  // namespace mixq::cli

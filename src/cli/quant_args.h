@@ -27,8 +27,8 @@ struct QuantArgs {
 void add_quant_options(CLI::App* cmd, QuantArgs& a);
 UniformOptions uniform_options(const QuantArgs& a);
 ObserveOptions observe_options(const QuantArgs& a, const DataArgs& d);
-// The input grams --rounding needs (none for nearest), on the calibration subset, timed.
-InputGrams rounding_grams(const QuantArgs& a, const DataArgs& d, const Graph& g,
-                          const Dataset& calib);
+// --rounding with what it needs (input grams on the calibration data, timed and reported).
+WeightRounding weight_rounding(const QuantArgs& a, const DataArgs& d, const Graph& g,
+                               const Dataset& calib);
 
 }  // namespace mixq::cli

@@ -60,8 +60,10 @@ const char* const kDefaultModel = "models/fmnist_default.onnx";
 // interrupted run resumes) and the exact IQP under the budget.
 QuantConfig clado_config(const QuantizeArgs& a, const Target& t, const Graph& g,
                          const SearchSpace& space, const ActivationStats& stats,
-                         const Dataset& calib, SensitivityData& d, Allocation& al) {
+                         const Dataset& calib, const WeightRounding& rounding, SensitivityData& d,
+                         Allocation& al) {
   SensitivityOptions so;
+  so.rounding = rounding;
   so.samples = a.samples;
   so.seed = a.quant.seed;
   so.checkpoint = a.out + "/sensitivity.omega";
@@ -94,7 +96,8 @@ QuantConfig clado_config(const QuantizeArgs& a, const Target& t, const Graph& g,
 // Accuracy against size for every allocator on the same measurements (the report's curves):
 // average-bit budgets across the candidates' range, test top-1 of each allocation.
 nlohmann::json curves(const QuantizeArgs& a, const Graph& g, const SearchSpace& space,
-                      const SensitivityData& d, const Dataset& calib, const Dataset& test) {
+                      const SensitivityData& d, const Dataset& calib, const Dataset& test,
+                      const WeightRounding& rounding) {
   double lo = 32, hi = 0;
   for (const CandidateSpec& c : space.candidates)
     lo = std::min<double>(lo, c.bits), hi = std::max<double>(hi, c.bits);
@@ -104,8 +107,10 @@ nlohmann::json curves(const QuantizeArgs& a, const Graph& g, const SearchSpace& 
       budgets.push_back({Budget::Kind::avg_bits, b, fmt::format("{:g}bits", b), ""});
   std::cout << fmt::format("accuracy-vs-size curves: {} budgets x 4 allocators\n", budgets.size());
   const AllocInputs in{&g, &space, &d, nullptr};
-  SweepData sd{&calib, random_subset(calib.size(), d.samples, d.header.value("seed", uint64_t{0})),
-               &test, a.data.batch, a.data.limit};
+  SweepData sd{
+      &calib,       random_subset(calib.size(), d.samples, d.header.value("seed", uint64_t{0})),
+      &test,        a.data.batch,
+      a.data.limit, rounding};
   return {{"rows", sweep_json(sweep(in, budgets,
                                     {AllocMethod::uniform, AllocMethod::greedy,
                                      AllocMethod::diagonal, AllocMethod::clado},
@@ -196,20 +201,36 @@ int run_quantize(QuantizeArgs a) {
   std::filesystem::create_directories(a.out);
   ActivationStats stats;
   if (uo.abits > 0) stats = observe_activations(g, *calib, observe_options(a.quant, a.data));
+  const WeightRounding rounding = weight_rounding(a.quant, a.data, g, *calib);
   SensitivityData sens;
   Allocation al;
-  QuantConfig cfg = target.empty() ? uniform_config(g, uo.abits > 0 ? &stats : nullptr, uo)
-                                   : clado_config(a, target, g, space, stats, *calib, sens, al);
+  QuantConfig cfg = target.empty()
+                        ? uniform_config(g, uo.abits > 0 ? &stats : nullptr, uo)
+                        : clado_config(a, target, g, space, stats, *calib, rounding, sens, al);
   cfg.info["calibration"] = {{"data", calib->description()}, {"samples", stats.samples}};
+  cfg.info["rounding"] = a.quant.rounding;
   // The curves compare allocators on the measured model, before any fine-tuning.
   nlohmann::json sweep;
   if (!target.empty() && test && a.curves) {
     if (calib->labelled() && test->labelled())
-      sweep = curves(a, g, space, sens, *calib, *test);
+      sweep = curves(a, g, space, sens, *calib, *test, rounding);
     else
       std::cout << "accuracy-vs-size curves skipped: they need labelled --calib-data and --data\n";
   }
-  if (a.finetune > 0) finetune(a, *calib, g, cfg);
+  // From here on the model holds its weights as rounded (the float model stays the reference).
+  const Graph float_model = g;
+  g = round_weights(g, cfg, rounding);
+  if (a.finetune > 0) {
+    finetune(a, *calib, g, cfg);
+  } else if (rounding.method != Rounding::nearest) {
+    ExportOptions eo;
+    eo.min_opset = g.opset;
+    save_onnx(g, a.out + "/model.onnx", eo);
+    std::cout << "wrote " << a.out << "/model.onnx (weights as " << a.quant.rounding
+              << " rounded them)\n";
+  }
+  if (rounding.method != Rounding::nearest || a.finetune > 0)
+    cfg.weights_hash = config_weights_hash(g, cfg);
   Graph q = apply_quant(g, cfg);
   // The file others run holds integer weights behind DequantizeLinear (QDQ); mixq evaluates the
   // same values from float constants.
@@ -231,9 +252,10 @@ int run_quantize(QuantizeArgs a) {
   report.facts["average weight bits"] = fmt::format("{:.2f}", average_weight_bits(g, cfg, layers));
   report.facts["weights"] = fmt::format("{:.1f} KB", weight_bytes(g, cfg) / 1024);
   report.hw = fpga_json(a, target, g, cfg);
+  report.facts["weight rounding"] = a.quant.rounding;
   report.commands = {command_line()};
   if (test) {
-    Executor ex(q, Impl::fast, true), reference(g, Impl::fast, true);
+    Executor ex(q, Impl::fast, true), reference(float_model, Impl::fast, true);
     EvalOptions eo;
     eo.batch_size = a.data.batch;
     eo.limit = a.data.limit;
@@ -286,6 +308,9 @@ void add_quantize(CLI::App& app, Action& action) {
   cmd->add_option("--samples", a->samples, "With --budget: sensitivity samples")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24))
       ->needs(budget);
+  // Compensated rounding by default: a few seconds on the calibration data, and at 4 bits and
+  // below it keeps most of what nearest rounding loses (README, quantization results).
+  a->quant.rounding = rounding_name(Rounding::gptq);
   add_quant_options(cmd, a->quant);
   cmd->add_option("-o,--out", a->out, "Output folder")->type_name(kDirType);
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")

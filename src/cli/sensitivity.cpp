@@ -17,6 +17,7 @@
 #include "cli/validators.h"
 #include "dist/world.h"
 #include "onnx/import.h"
+#include "quant/rounding.h"
 #include "search/sensitivity.h"
 
 namespace mixq::cli {
@@ -29,6 +30,7 @@ struct SensitivityArgs {
   int abits = 8, threads = 0;
   uint64_t seed = 0;
   bool resume = false, include_edges = false;
+  std::string rounding = "nearest";
 };
 
 // --pairs all | none | window:K into o.
@@ -98,6 +100,7 @@ int run_sensitivity(const SensitivityArgs& a) {
   oo.batch = a.data.batch;
   oo.seed = a.seed + 1;  // its own subset, independent of the sensitivity set
   ActivationStats stats = observe_activations(g, *data, oo);
+  o.rounding = make_rounding(parse_rounding(a.rounding, "--rounding"), g, *data, oo);
   SensitivityData d = measure_sensitivity(g, space, stats, *data, o);
   if (world.distributed()) {
     // Rank 0 merges the shards and writes the output; then each rank drops its checkpoint.
@@ -140,6 +143,11 @@ void add_sensitivity(CLI::App& app, Action& action) {
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   cmd->add_option("--calib-samples", a->calib_samples, "Activation calibration samples")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
+  cmd->add_option("--rounding", a->rounding,
+                  "Weight rounding of every candidate: nearest, or gptq (compensated on the "
+                  "first calibration samples, as mixq quantize rounds by default)")
+      ->check(CLI::IsMember({rounding_name(Rounding::nearest), rounding_name(Rounding::gptq)}))
+      ->capture_default_str();
   cmd->add_option("--abits", a->abits, "Activation bits of the base model")
       ->check(CLI::Range(2, 16));
   cmd->add_option("--loss", a->loss,

@@ -102,7 +102,14 @@ int run_sweep(const SweepArgs& a) {
   IqpOptions o;
   o.time_limit_s = a.time_limit;
   std::string csv = kSweepCsvHeader;
-  SweepData sd{sens.get(), subset, test.get(), a.data.batch, a.data.limit};
+  // The weights rounded as the sensitivities measured them (grams on the same samples).
+  WeightRounding rounding;
+  if (d.header.contains("rounding")) {
+    ObserveOptions oo;
+    oo.batch = a.data.batch;
+    rounding = rounding_from_json(d.header["rounding"], g, *sens, oo, a.omega);
+  }
+  SweepData sd{sens.get(), subset, test.get(), a.data.batch, a.data.limit, rounding};
   const std::vector<SweepRow> rows = sweep(in, budgets, methods, o, sd, [&](const SweepRow& r) {
     csv += sweep_csv_line(r);
     print_sweep_row(r);
@@ -130,7 +137,7 @@ int run_sweep(const SweepArgs& a) {
       QuantConfig cfg = assignment_config(g, space, choice, &inputs);
       full.push_back(pf);
       diag.push_back(pd);
-      meas.push_back(measured_increase(g, cfg, *sens, subset, d.L0(), a.data.batch));
+      meas.push_back(measured_increase(g, cfg, *sens, subset, d.L0(), a.data.batch, rounding));
       // A terminal gets one updating line; a log gets a line every tenth of the way.
       if (tty)
         std::cerr << fmt::format("\rrandom assignments {}/{}", k + 1, a.random) << std::flush;

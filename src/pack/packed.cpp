@@ -9,6 +9,7 @@
 #include "base/file_io.h"
 #include "base/json_int.h"
 #include "base/memory.h"
+#include "quant/apply.h"
 #include "quant/layers.h"
 #include "quant/quantizer.h"
 
@@ -70,6 +71,7 @@ size_t packed_code_bytes(const std::vector<RowQuant>& rows, int64_t row_elements
 }
 
 PackedModel pack_model(const Graph& g, const QuantConfig& cfg, const std::string& where) {
+  check_config_weights(g, cfg, where);
   PackedModel m;
   m.model = g.source;
   for (const QuantLayer& l : find_quant_layers(g)) {

@@ -39,6 +39,8 @@ QatTrainer::QatTrainer(const Graph& model, const QuantConfig& config, QatOptions
   check(o_.admm_every >= 0, "--admm-every", "must not be negative");
   check(o_.rho0 > 0, "--rho", "must be positive");
   check(o_.rho_growth >= 1, "--rho-growth", "must be at least 1");
+  check_config_weights(base_, config_, where);
+  config_.weights_hash.clear();  // the weights move: result() hashes the trained ones
   std::map<std::string, QuantLayer> by_name;
   for (const QuantLayer& l : find_quant_layers(base_)) by_name[l.name] = l;
   // The training graph quantizes activations only; quantized weights are handled by the hooks.
@@ -203,6 +205,7 @@ QatResult QatTrainer::result() const {
   r.config.info["finetune"] = {{"method", qat_method_name(o_.method)},
                                {"steps", trainer_->steps()},
                                {"epochs", trainer_->epochs_done()}};
+  r.config.weights_hash = config_weights_hash(r.model, r.config);
   return r;
 }
 

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "base/error.h"
+#include "base/hash.h"
 #include "ir/internal_names.h"
 
 namespace mixq {
@@ -101,8 +102,28 @@ bool to_integer_conv(Graph& g, const QuantLayer& l, const LayerConfig& lc) {
 
 }  // namespace
 
+std::string config_weights_hash(const Graph& g, const QuantConfig& cfg) {
+  Hasher h;
+  for (const QuantLayer& l : find_quant_layers(g)) {
+    const LayerConfig* lc = cfg.find(l.name);
+    if (lc == nullptr || lc->rows.empty()) continue;
+    const Tensor& w = g.constant(l.weight);
+    h.add(l.name).add(static_cast<uint64_t>(w.numel()));
+    h.add(w.data<float>(), static_cast<size_t>(w.numel()) * sizeof(float));
+  }
+  return h.hex();
+}
+
+void check_config_weights(const Graph& g, const QuantConfig& cfg, const std::string& where) {
+  if (cfg.weights_hash.empty() || config_weights_hash(g, cfg) == cfg.weights_hash) return;
+  throw Error(where, "was made for other weights than " + g.source +
+                         "'s (weights rounded with compensation or fine-tuned, written with it "
+                         "as model.onnx): use it with that model");
+}
+
 Graph apply_quant(const Graph& src, const QuantConfig& cfg, const std::string& where,
                   WeightForm form) {
+  check_config_weights(src, cfg, where);
   Graph g = src;
   auto layers = find_quant_layers(g);
   std::map<std::string, const QuantLayer*> by_name;

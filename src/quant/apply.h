@@ -19,6 +19,13 @@ namespace mixq {
 //                the rest as dequantized
 enum class WeightForm { dequantized, qdq, int8 };
 
+// A hash of the weights of the layers cfg quantizes, as g holds them: what
+// QuantConfig::weights_hash records.
+std::string config_weights_hash(const Graph& g, const QuantConfig& cfg);
+// Refuses, naming `where`, a config whose weights_hash is not g's (the config was made for
+// weights rounded or trained into another model; nearest rounding of g's would silently differ).
+void check_config_weights(const Graph& g, const QuantConfig& cfg, const std::string& where);
+
 // `where` names the config in errors (a layer the model lacks, a row count that differs).
 Graph apply_quant(const Graph& g, const QuantConfig& cfg, const std::string& where = "config",
                   WeightForm form = WeightForm::dequantized);

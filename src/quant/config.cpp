@@ -45,6 +45,7 @@ json to_json(const QuantConfig& c) {
   j["format"] = "mixq-quant";
   j["version"] = QuantConfig::kVersion;
   j["model"] = c.model;
+  if (!c.weights_hash.empty()) j["weights_hash"] = c.weights_hash;
   j["info"] = c.info;
   j["layers"] = json::array();
   for (const auto& l : c.layers) {
@@ -137,11 +138,18 @@ QuantConfig quant_config_from_json(const json& j, const std::string& where) {
   // value() with a JSON default: a field of another type compares unequal instead of throwing.
   check(j.value("format", json()) == "mixq-quant", where, "not a mixq quantization config");
   const int version = get<int>(j, "version", where);
-  check(version == QuantConfig::kVersion, where,
-        "config version " + std::to_string(version) + " is not supported (expected " +
+  check(version >= 1 && version <= QuantConfig::kVersion, where,
+        "config version " + std::to_string(version) + " is not supported (expected 1 to " +
             std::to_string(QuantConfig::kVersion) + ")");
   QuantConfig c;
   if (j.contains("model")) c.model = get<std::string>(j, "model", where);
+  if (j.contains("weights_hash")) {
+    check(version >= 2, where, "'weights_hash' needs version 2");
+    c.weights_hash = get<std::string>(j, "weights_hash", where);
+    check(c.weights_hash.size() == 16 &&
+              c.weights_hash.find_first_not_of("0123456789abcdef") == std::string::npos,
+          where, "'weights_hash' must be 16 hex digits");
+  }
   if (j.contains("info")) c.info = j["info"];
   check(j.contains("layers") && j["layers"].is_array(), where, "missing 'layers' array");
   for (const auto& lj : j["layers"]) {

@@ -18,8 +18,12 @@ struct LayerConfig {
 };
 
 struct QuantConfig {
-  static constexpr int kVersion = 1;
+  // 2: weights_hash. Version 1 files still read.
+  static constexpr int kVersion = 2;
   std::string model;  // the model it was made for (informative)
+  // Non-empty: the config rounds weights that were moved for it (compensated rounding,
+  // fine-tuning) and holds only for a model with exactly these weights (quant/apply.h).
+  std::string weights_hash;
   std::vector<LayerConfig> layers;
   nlohmann::json info = nlohmann::json::object();  // how it was made (informative)
 

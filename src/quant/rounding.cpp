@@ -1,5 +1,7 @@
 #include "quant/rounding.h"
 
+#include <algorithm>
+
 #include "base/error.h"
 #include "quant/layers.h"
 
@@ -25,28 +27,56 @@ Rounding parse_rounding(const std::string& text, const std::string& where) {
   throw Error(where, "unknown rounding '" + text + "' (expected one of " + rounding_names() + ")");
 }
 
-Tensor round_weight(const Tensor& w, const std::vector<RowQuant>& rows, int row_axis,
-                    Rounding rounding, const InputGram* gram, const GptqOptions& o) {
-  if (rounding == Rounding::nearest) return fake_quantize_weight(w, rows, row_axis);
-  check(gram != nullptr, "gptq", "compensated rounding needs the layer's input gram");
-  return gptq_quantize_weight(w, rows, row_axis, *gram, o);
+WeightRounding make_rounding(Rounding method, const Graph& g, const Dataset& data,
+                             ObserveOptions o) {
+  WeightRounding r;
+  r.method = method;
+  if (method == Rounding::nearest) return r;
+  r.samples = o.samples = std::min({o.samples, kGramSamples, data.size()});
+  r.seed = o.seed;
+  r.grams = std::make_shared<const InputGrams>(collect_input_grams(g, data, o));
+  return r;
 }
 
-Graph round_weights(const Graph& g, const QuantConfig& cfg, Rounding rounding,
-                    const InputGrams& grams, const GptqOptions& o) {
+nlohmann::json rounding_to_json(const WeightRounding& r) {
+  return {{"method", rounding_name(r.method)}, {"samples", r.samples}, {"seed", r.seed}};
+}
+
+WeightRounding rounding_from_json(const nlohmann::json& j, const Graph& g, const Dataset& data,
+                                  ObserveOptions o, const std::string& where) {
+  check(j.is_object() && j.contains("method") && j["method"].is_string() && j.contains("samples") &&
+            j["samples"].is_number_unsigned() && j.contains("seed") &&
+            j["seed"].is_number_unsigned(),
+        where, "'rounding' needs method, samples and seed");
+  o.samples = j["samples"].get<size_t>();
+  o.seed = j["seed"].get<uint64_t>();
+  check(o.samples >= 1, where, "'rounding' samples must be positive");
+  return make_rounding(parse_rounding(j["method"].get<std::string>(), where), g, data, o);
+}
+
+Tensor round_weight(const Tensor& w, const std::vector<RowQuant>& rows, int row_axis,
+                    const WeightRounding& r, const std::string& layer) {
+  if (r.method == Rounding::nearest) return fake_quantize_weight(w, rows, row_axis);
+  const InputGram* gram = nullptr;
+  if (r.grams) {
+    auto it = r.grams->find(layer);
+    if (it != r.grams->end()) gram = &it->second;
+  }
+  check(gram != nullptr, layer, "no input gram for compensated rounding");
+  return gptq_quantize_weight(w, rows, row_axis, *gram, r.gptq);
+}
+
+Graph round_weights(const Graph& g, const QuantConfig& cfg, const WeightRounding& r) {
   Graph out = g;
-  if (rounding == Rounding::nearest) return out;
-  const auto layers = find_quant_layers(g);
+  if (r.method == Rounding::nearest) return out;
   std::vector<int> uses(g.values.size(), 0);
   for (const Node& n : g.nodes)
     for (int v : n.inputs)
       if (v >= 0) ++uses[v];
-  for (const QuantLayer& l : layers) {
+  for (const QuantLayer& l : find_quant_layers(g)) {
     const LayerConfig* lc = cfg.find(l.name);
     if (lc == nullptr || lc->rows.empty()) continue;
-    auto it = grams.find(l.name);
-    check(it != grams.end(), l.name, "no input gram for compensated rounding");
-    Tensor q = round_weight(g.constant(l.weight), lc->rows, l.row_axis, rounding, &it->second, o);
+    Tensor q = round_weight(g.constant(l.weight), lc->rows, l.row_axis, r, l.name);
     if (uses[l.weight] == 1) {
       out.values[l.weight].constant = std::move(q);
     } else {  // a weight shared with another node keeps its float value there

@@ -3,8 +3,10 @@
 // scale) are the same either way; compensated weights are stored in the model at their
 // dequantized values, where nearest rounding with the same config reproduces them exactly.
 #pragma once
+#include <memory>
 #include <string>
 
+#include "quant/calibrate.h"
 #include "quant/config.h"
 #include "quant/gptq.h"
 
@@ -18,13 +20,38 @@ Rounding parse_rounding(const std::string& text, const std::string& where);
 // The names, comma-separated (for help texts and errors).
 std::string rounding_names();
 
-// One layer's quantized weight. gram is needed (and used) only for Rounding::gptq.
+// A rounding method with what it needs: gptq reads every quantized layer's input gram, collected
+// on `samples` calibration samples drawn with `seed` (recorded so a later run can collect the
+// same grams).
+struct WeightRounding {
+  Rounding method = Rounding::nearest;
+  std::shared_ptr<const InputGrams> grams;
+  size_t samples = 0;
+  uint64_t seed = 0;
+  GptqOptions gptq;
+};
+
+// Calibration samples the grams use at most: on ResNet-20 W3, 256 samples give the accuracy of
+// 1,024 (77.18 vs 77.13 %) in a third of the time.
+inline constexpr size_t kGramSamples = 256;
+
+// The rounding `method` on g with its grams collected from `data` (at most kGramSamples of
+// o.samples, o.seed); nothing is collected for nearest.
+WeightRounding make_rounding(Rounding method, const Graph& g, const Dataset& data,
+                             ObserveOptions o);
+// {"method", "samples", "seed"}: what a sensitivity file records, and what make_rounding reads
+// back (o gives the batch size and progress).
+nlohmann::json rounding_to_json(const WeightRounding& r);
+WeightRounding rounding_from_json(const nlohmann::json& j, const Graph& g, const Dataset& data,
+                                  ObserveOptions o, const std::string& where);
+
+// The quantized weight of layer `layer` (its name: the key of the grams, and errors name it).
 Tensor round_weight(const Tensor& w, const std::vector<RowQuant>& rows, int row_axis,
-                    Rounding rounding, const InputGram* gram, const GptqOptions& o = {});
+                    const WeightRounding& r, const std::string& layer);
 
 // A copy of g whose quantized layers (those cfg gives weight rows) hold their rounded weights
-// at the dequantized values. Every such layer needs a gram for Rounding::gptq.
-Graph round_weights(const Graph& g, const QuantConfig& cfg, Rounding rounding,
-                    const InputGrams& grams, const GptqOptions& o = {});
+// at the dequantized values. cfg's scales must come from g's weights (as calibration and the
+// allocators choose them): apply_quant(round_weights(g, cfg, r), cfg) is then the model.
+Graph round_weights(const Graph& g, const QuantConfig& cfg, const WeightRounding& r);
 
 }  // namespace mixq

@@ -7,8 +7,8 @@
 #include "base/rng.h"
 #include "data/model_inputs.h"
 #include "quant/quantizer.h"
-#include "runtime/executor.h"
 #include "runtime/backprop.h"
+#include "runtime/executor.h"
 #include "runtime/loss.h"
 
 namespace mixq {

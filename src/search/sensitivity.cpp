@@ -100,22 +100,25 @@ nlohmann::json make_header(const Graph& g, const SearchSpace& space, const Sensi
   nlohmann::json layers = nlohmann::json::array(), cands = nlohmann::json::array();
   for (int i : space.searched) layers.push_back(space.all[i].name);
   for (const auto& c : space.candidates) cands.push_back(c.name);
-  return {{"format", "mixq-sensitivity"},
-          {"version", SensitivityData::kVersion},
-          {"model", g.source},
-          {"model_hash", g.content_hash()},
-          {"data_hash", data_digest},
-          {"layers", layers},
-          {"candidates", cands},
-          {"abits", space.abits},
-          {"edge_bits", space.edge_bits},
-          {"samples", o.samples},
-          {"chunks", chunk_sizes},
-          {"seed", o.seed},
-          {"loss", loss_name(loss)},
-          {"pairs", o.pairs},
-          {"pair_window", o.pair_window},
-          {"activations", acts}};
+  nlohmann::json h = {{"format", "mixq-sensitivity"},
+                      {"version", SensitivityData::kVersion},
+                      {"model", g.source},
+                      {"model_hash", g.content_hash()},
+                      {"data_hash", data_digest},
+                      {"layers", layers},
+                      {"candidates", cands},
+                      {"abits", space.abits},
+                      {"edge_bits", space.edge_bits},
+                      {"samples", o.samples},
+                      {"chunks", chunk_sizes},
+                      {"seed", o.seed},
+                      {"loss", loss_name(loss)},
+                      {"pairs", o.pairs},
+                      {"pair_window", o.pair_window},
+                      {"activations", acts}};
+  // Written only when not the default, so files measured before it existed still resume.
+  if (o.rounding.method != Rounding::nearest) h["rounding"] = rounding_to_json(o.rounding);
+  return h;
 }
 
 }  // namespace
@@ -183,7 +186,8 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
 
   // The quantized base model and the layers inside the executor's (optimised) graph.
   const InputQuants inputs = input_quants(space, stats);
-  Graph qgraph = apply_quant(graph, base_config(graph, space, inputs));
+  const QuantConfig base = base_config(graph, space, inputs);
+  Graph qgraph = apply_quant(round_weights(graph, base, o.rounding), base);
   Executor ex(qgraph, Impl::fast, true);
   const Graph& eg = ex.graph();
   const size_t L = space.num_searched(), C = space.num_candidates();
@@ -197,7 +201,8 @@ SensitivityData measure_sensitivity(const Graph& graph, const SearchSpace& space
     weight_of[s] = eg.nodes[node_of[s]].inputs[1];
     const Tensor& w = graph.constant(l.weight);
     for (const auto& c : space.candidates)
-      wq[s].push_back(fake_quantize_weight(w, candidate_rows(w, c, l.row_axis), l.row_axis));
+      wq[s].push_back(
+          round_weight(w, candidate_rows(w, c, l.row_axis), l.row_axis, o.rounding, l.name));
   }
   // Process layers in graph order so a pair (s, t) runs the smaller descendant set of t.
   for (size_t s = 1; s < L; ++s)

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "quant/rounding.h"
 #include "runtime/output_compare.h"
 #include "search/candidates.h"
 
@@ -22,6 +23,8 @@ struct SensitivityOptions {
   uint64_t seed = 0;
   // Empty: default_loss (cross-entropy with labels; KL or MSE to the float model without).
   std::optional<OutputLoss> loss;
+  // How each candidate's weights are rounded (gptq: as the quantized model will hold them).
+  WeightRounding rounding;
   bool pairs = true;
   int pair_window = 0;      // > 0: only pairs of searched layers at most this far apart
   std::string checkpoint;   // file written after every unit of work; empty: none

@@ -9,9 +9,10 @@
 
 namespace mixq {
 
-double measured_increase(const Graph& g, const QuantConfig& cfg, const Dataset& sens,
-                         const std::vector<size_t>& subset, double L0, size_t batch) {
-  Executor ex(apply_quant(g, cfg), Impl::fast, true);
+namespace {
+
+double mean_loss_increase(Executor& ex, const Graph& g, const Dataset& sens,
+                          const std::vector<size_t>& subset, double L0, size_t batch) {
   Metrics m;
   for (size_t first = 0; first < subset.size(); first += batch) {
     std::vector<size_t> idx(subset.begin() + first,
@@ -20,6 +21,15 @@ double measured_increase(const Graph& g, const QuantConfig& cfg, const Dataset& 
     m.add(ex.run(model_inputs(b, g, sens))[0], b.labels, g.source);
   }
   return m.result().loss - L0;
+}
+
+}  // namespace
+
+double measured_increase(const Graph& g, const QuantConfig& cfg, const Dataset& sens,
+                         const std::vector<size_t>& subset, double L0, size_t batch,
+                         const WeightRounding& r) {
+  Executor ex(apply_quant(round_weights(g, cfg, r), cfg), Impl::fast, true);
+  return mean_loss_increase(ex, g, sens, subset, L0, batch);
 }
 
 std::string SweepRow::solver_status() const {
@@ -45,9 +55,9 @@ std::vector<SweepRow> sweep(const AllocInputs& in, const std::vector<Budget>& bu
       row.allocation = allocate(in, m, {b}, o);
       if (row.feasible()) {
         const QuantConfig cfg = allocation_config(in, row.allocation);
+        Executor ex(apply_quant(round_weights(g, cfg, data.rounding), cfg), Impl::fast, true);
         row.measured =
-            measured_increase(g, cfg, *data.sens, data.subset, in.sens->L0(), data.batch);
-        Executor ex(apply_quant(g, cfg), Impl::fast, true);
+            mean_loss_increase(ex, g, *data.sens, data.subset, in.sens->L0(), data.batch);
         EvalOptions eo;
         eo.batch_size = data.batch;
         eo.limit = data.limit;

@@ -8,19 +8,23 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "quant/rounding.h"
 #include "search/allocate.h"
 
 namespace mixq {
 
-// Mean loss over the sensitivity subset minus L0.
+// Mean loss over the sensitivity subset minus L0, of g quantized by cfg with its weights
+// rounded by r.
 double measured_increase(const Graph& g, const QuantConfig& cfg, const Dataset& sens,
-                         const std::vector<size_t>& subset, double L0, size_t batch);
+                         const std::vector<size_t>& subset, double L0, size_t batch,
+                         const WeightRounding& r = {});
 
 struct SweepData {
   const Dataset* sens = nullptr;  // the sensitivity samples
   std::vector<size_t> subset;
   const Dataset* test = nullptr;
   size_t batch = 64, limit = 0;
+  WeightRounding rounding;  // as the sensitivities were measured
 };
 
 // One allocator under one budget. The figures are set for feasible allocations only.
