@@ -3,6 +3,7 @@
 // measured on), the activation quantizers, completeness, L0, the deltas and Omega.
 #include "fuzz_common.h"
 #include "onnx/import.h"
+#include "quant/rounding.h"
 #include "search/candidates.h"
 #include "search/sensitivity.h"
 #include "seed_models.h"
@@ -29,6 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::require(space.num_searched() == d.layers && space.num_candidates() == d.candidates,
                   "the search space has the file's layers and candidates");
     (void)input_quants_from_json(d.header.value("activations", nlohmann::json()), "fuzz.omega");
+    if (d.header.contains("rounding")) (void)rounding_from_json(d.header["rounding"], "fuzz.omega");
   });
   return 0;
 }

@@ -222,6 +222,10 @@ int main(int argc, char** argv) {
     // quant.json as mixq writes it (save_quant_config's text).
     write("fuzz_quant_config", "uniform_w4.json", to_json(uniform).dump(1) + "\n");
     write("fuzz_quant_config", "msq.json", to_json(msq).dump(1) + "\n");
+    // Version 2: a config for weights moved by compensated rounding.
+    QuantConfig moved = uniform;
+    moved.weights_hash = config_weights_hash(g, uniform);
+    write("fuzz_quant_config", "weights_hash.json", to_json(moved).dump(1) + "\n");
 
     // .mixq of both configs.
     write("fuzz_packed", "uniform_w4.mixq", serialize_packed(pack_model(g, uniform)));
@@ -234,6 +238,10 @@ int main(int argc, char** argv) {
     so.chunk = 6;
     write("fuzz_omega", "complete.omega",
           sensitivity_bytes(measure_sensitivity(g, space, stats, data, so)));
+    SensitivityOptions gptq = so;
+    gptq.rounding = make_rounding(Rounding::gptq, g, data, oo);
+    write("fuzz_omega", "gptq.omega",
+          sensitivity_bytes(measure_sensitivity(g, space, stats, data, gptq)));
     so.ranks = 2;
     so.rank = 1;
     write("fuzz_omega", "shard.omega",

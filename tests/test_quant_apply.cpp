@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
+#include "pack/packed.h"
 #include "quant/apply.h"
 #include "quant/calibrate.h"
 #include "runtime/executor.h"
@@ -198,6 +199,42 @@ TEST(QuantApply, BadConfigsAreRefused) {
   QuantConfig missing;
   missing.layers.push_back({"nosuch", {}, std::nullopt});
   EXPECT_THROW(apply_quant(g, missing), Error);
+}
+
+// A config made for moved weights (compensated rounding, fine-tuning) records their hash:
+// it round-trips, holds for the model with those weights and is refused on any other.
+TEST(QuantApply, ConfigForMovedWeightsHoldsOnlyForThem) {
+  const Graph g = tiny_graph();
+  QuantConfig cfg;
+  const Tensor& w = g.constant(find_quant_layers(g)[0].weight);
+  cfg.layers.push_back({"conv", choose_weight_quant(w, Scheme::fixed, 4, ScaleMethod::mse), {}});
+  Graph moved = g;
+  const int wv = find_quant_layers(moved)[0].weight;
+  Tensor changed = moved.constant(wv).clone();
+  changed.data<float>()[0] += 0.01f;
+  moved.values[wv].constant = changed;
+  cfg.weights_hash = config_weights_hash(moved, cfg);
+  EXPECT_NE(cfg.weights_hash, config_weights_hash(g, cfg));
+  const QuantConfig back = parse_quant_config(to_json(cfg).dump(), "q.json");
+  EXPECT_EQ(back.weights_hash, cfg.weights_hash);
+  EXPECT_NO_THROW(apply_quant(moved, back, "q.json"));
+  EXPECT_NE(test::error_of([&] {
+              apply_quant(g, back, "q.json");
+            }).find("q.json: was made for other weights"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { pack_model(g, back, "q.json"); }).find("q.json"),
+            std::string::npos);
+  nlohmann::json j = to_json(cfg);
+  j["version"] = 1;  // the field came with version 2
+  EXPECT_NE(test::error_of([&] { quant_config_from_json(j, "q.json"); }).find("version 2"),
+            std::string::npos);
+  j["version"] = 2;
+  j["weights_hash"] = "not-a-hash";
+  EXPECT_NE(test::error_of([&] { quant_config_from_json(j, "q.json"); }).find("16 hex digits"),
+            std::string::npos);
+  j.erase("weights_hash");
+  j["version"] = 1;  // files written before version 2 still read
+  EXPECT_NO_THROW(quant_config_from_json(j, "q.json"));
 }
 
 TEST(QuantApply, AverageBitsAndBytes) {

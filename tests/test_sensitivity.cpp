@@ -120,6 +120,38 @@ TEST(Sensitivity, UnlabelledDataMeasuresDivergenceFromTheFloatModel) {
   }
 }
 
+// With compensated rounding every single and pair is the loss of the model whose weights
+// round_weights gives, and the file records how its grams were collected.
+TEST(Sensitivity, CompensatedRoundingMeasuresTheRoundedWeights) {
+  Graph g = tiny_net();
+  SyntheticDataset data(96, {2, 6, 6}, 3, 7);
+  auto space = make_search_space(g, parse_candidates("w2,w8", "test"), true, 8);
+  ObserveOptions oo;
+  oo.samples = 64;
+  ActivationStats stats = observe_activations(g, data, oo);
+  SensitivityOptions so;
+  so.samples = 40;
+  so.seed = 3;
+  so.rounding = make_rounding(Rounding::gptq, g, data, oo);
+  EXPECT_EQ(so.rounding.samples, 64u);
+  SensitivityData d = measure_sensitivity(g, space, stats, data, so);
+  EXPECT_EQ(d.header.at("rounding"), rounding_to_json(so.rounding));
+  EXPECT_EQ(rounding_from_json(d.header.at("rounding"), "f").samples, 64u);
+  const auto subset = random_subset(data.size(), 40, 3);
+  const InputQuants inputs = input_quants(space, stats);
+  auto loss = [&](std::vector<int> choice) {
+    const QuantConfig cfg = assignment_config(g, space, choice, &inputs);
+    return direct_loss(round_weights(g, cfg, so.rounding), cfg, data, subset);
+  };
+  const double L0 = loss({-1, -1, -1, -1, -1});
+  EXPECT_NEAR(d.L0(), L0, 1e-5);
+  EXPECT_NEAR(d.single_delta(2, 0), loss({-1, -1, 0, -1, -1}) - L0, 2e-5);
+  EXPECT_NEAR(d.pair_delta(1, 0, 3, 0), loss({-1, 0, -1, 0, -1}) - L0, 2e-5);
+  // Different from nearest rounding: the measurement did use the compensated weights.
+  const QuantConfig one = assignment_config(g, space, {-1, -1, 0, -1, -1}, &inputs);
+  EXPECT_GT(std::fabs(direct_loss(g, one, data, subset) - L0 - d.single_delta(2, 0)), 1e-4);
+}
+
 TEST(Sensitivity, OmegaEqualsDirectLossEvaluations) {
   Graph g = tiny_net();
   SyntheticDataset data(96, {2, 6, 6}, 3, 7);

@@ -105,9 +105,12 @@ int run_sweep(const SweepArgs& a) {
   // The weights rounded as the sensitivities measured them (grams on the same samples).
   WeightRounding rounding;
   if (d.header.contains("rounding")) {
+    const WeightRounding recorded = rounding_from_json(d.header["rounding"], a.omega);
     ObserveOptions oo;
     oo.batch = a.data.batch;
-    rounding = rounding_from_json(d.header["rounding"], g, *sens, oo, a.omega);
+    oo.samples = recorded.samples;
+    oo.seed = recorded.seed;
+    rounding = make_rounding(recorded.method, g, *sens, oo);
   }
   SweepData sd{sens.get(), subset, test.get(), a.data.batch, a.data.limit, rounding};
   const std::vector<SweepRow> rows = sweep(in, budgets, methods, o, sd, [&](const SweepRow& r) {

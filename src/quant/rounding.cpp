@@ -42,16 +42,17 @@ nlohmann::json rounding_to_json(const WeightRounding& r) {
   return {{"method", rounding_name(r.method)}, {"samples", r.samples}, {"seed", r.seed}};
 }
 
-WeightRounding rounding_from_json(const nlohmann::json& j, const Graph& g, const Dataset& data,
-                                  ObserveOptions o, const std::string& where) {
+WeightRounding rounding_from_json(const nlohmann::json& j, const std::string& where) {
   check(j.is_object() && j.contains("method") && j["method"].is_string() && j.contains("samples") &&
             j["samples"].is_number_unsigned() && j.contains("seed") &&
             j["seed"].is_number_unsigned(),
         where, "'rounding' needs method, samples and seed");
-  o.samples = j["samples"].get<size_t>();
-  o.seed = j["seed"].get<uint64_t>();
-  check(o.samples >= 1, where, "'rounding' samples must be positive");
-  return make_rounding(parse_rounding(j["method"].get<std::string>(), where), g, data, o);
+  WeightRounding r;
+  r.method = parse_rounding(j["method"].get<std::string>(), where);
+  r.samples = j["samples"].get<size_t>();
+  r.seed = j["seed"].get<uint64_t>();
+  check(r.samples >= 1, where, "'rounding' samples must be positive");
+  return r;
 }
 
 Tensor round_weight(const Tensor& w, const std::vector<RowQuant>& rows, int row_axis,

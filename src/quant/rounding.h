@@ -39,11 +39,10 @@ inline constexpr size_t kGramSamples = 256;
 // o.samples, o.seed); nothing is collected for nearest.
 WeightRounding make_rounding(Rounding method, const Graph& g, const Dataset& data,
                              ObserveOptions o);
-// {"method", "samples", "seed"}: what a sensitivity file records, and what make_rounding reads
-// back (o gives the batch size and progress).
+// {"method", "samples", "seed"}: what a sensitivity file records. Reading it back gives the
+// method, samples and seed without grams: make_rounding(r.method, ...) with those collects them.
 nlohmann::json rounding_to_json(const WeightRounding& r);
-WeightRounding rounding_from_json(const nlohmann::json& j, const Graph& g, const Dataset& data,
-                                  ObserveOptions o, const std::string& where);
+WeightRounding rounding_from_json(const nlohmann::json& j, const std::string& where);
 
 // The quantized weight of layer `layer` (its name: the key of the grams, and errors name it).
 Tensor round_weight(const Tensor& w, const std::vector<RowQuant>& rows, int row_axis,
