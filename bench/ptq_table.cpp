@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "base/error.h"
+#include "cifar_args.h"
 #include "eval/evaluate.h"
 #include "onnx/import.h"
 #include "quant/apply.h"
@@ -15,22 +16,19 @@
 using namespace mixq;
 
 int main(int argc, char** argv) {
-  const std::string model = argc > 1 ? argv[1] : "../shared/models/cifar10_resnet20.onnx";
-  const std::string root = argc > 2 ? argv[2] : "../shared/data/cifar10";
-  const size_t limit = argc > 3 ? std::stoul(argv[3]) : 0;
   try {
-    DataOptions o;
-    o.mean = {0.485f, 0.456f, 0.406f};
-    o.std = {0.229f, 0.224f, 0.225f};
-    auto train = open_dataset("folder:" + root + "/train", o);
-    auto test = open_dataset("folder:" + root + "/test", o);
+    const bench::CifarArgs args = bench::cifar_args(argc, argv);
+    const std::string& model = args.model;
+    const size_t limit = args.limit;
+    const Dataset& train_set = *args.train;
+    const Dataset& test_set = *args.test;
     Graph g = load_onnx(model);
-    ActivationStats stats = observe_activations(g, *train, ObserveOptions{});
+    ActivationStats stats = observe_activations(g, train_set, ObserveOptions{});
     EvalOptions eo;
     eo.limit = limit;
     {
       Executor fp(g, Impl::fast, true);
-      std::cout << fmt::format("FP32 top-1 {:.2f} %\n\n", evaluate(fp, *test, eo).top1 * 100);
+      std::cout << fmt::format("FP32 top-1 {:.2f} %\n\n", evaluate(fp, test_set, eo).top1 * 100);
     }
     std::cout << "| scheme | weights | A8 | A6 | A4 | weights only |\n|---|---|---|---|---|---|\n";
     for (Scheme s : {Scheme::fixed, Scheme::pot, Scheme::sp2})
@@ -42,7 +40,7 @@ int main(int argc, char** argv) {
           u.abits = a;
           u.scheme = s;
           Executor ex(apply_quant(g, uniform_config(g, &stats, u)), Impl::fast, true);
-          row += fmt::format(" {:.2f} |", evaluate(ex, *test, eo).top1 * 100);
+          row += fmt::format(" {:.2f} |", evaluate(ex, test_set, eo).top1 * 100);
         }
         std::cout << row << "\n" << std::flush;
       }

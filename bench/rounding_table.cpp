@@ -9,6 +9,7 @@
 #include <chrono>
 #include <iostream>
 
+#include "cifar_args.h"
 #include "eval/evaluate.h"
 #include "onnx/import.h"
 #include "quant/apply.h"
@@ -26,29 +27,26 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string model = argc > 1 ? argv[1] : "../shared/models/cifar10_resnet20.onnx";
-  const std::string root = argc > 2 ? argv[2] : "../shared/data/cifar10";
-  const size_t limit = argc > 3 ? std::stoul(argv[3]) : 0;
   try {
-    DataOptions o;
-    o.mean = {0.485f, 0.456f, 0.406f};
-    o.std = {0.229f, 0.224f, 0.225f};
-    auto train = open_dataset("folder:" + root + "/train", o);
-    auto test = open_dataset("folder:" + root + "/test", o);
+    const bench::CifarArgs args = bench::cifar_args(argc, argv);
+    const std::string& model = args.model;
+    const size_t limit = args.limit;
+    const Dataset& train_set = *args.train;
+    const Dataset& test_set = *args.test;
     const Graph g = load_onnx(model);
-    const ActivationStats stats = observe_activations(g, *train, ObserveOptions{});
+    const ActivationStats stats = observe_activations(g, train_set, ObserveOptions{});
     auto t0 = std::chrono::steady_clock::now();
-    const WeightRounding gptq = make_rounding(Rounding::gptq, g, *train, ObserveOptions{});
+    const WeightRounding gptq = make_rounding(Rounding::gptq, g, train_set, ObserveOptions{});
     const double gram_s = seconds_since(t0);
     EvalOptions eo;
     eo.limit = limit;
     auto top1 = [&](const Graph& m, const QuantConfig& cfg) {
       Executor ex(apply_quant(m, cfg), Impl::fast, true);
-      return evaluate(ex, *test, eo).top1 * 100;
+      return evaluate(ex, test_set, eo).top1 * 100;
     };
     {
       Executor fp(g, Impl::fast, true);
-      std::cout << fmt::format("FP32 top-1 {:.2f} %\n\n", evaluate(fp, *test, eo).top1 * 100);
+      std::cout << fmt::format("FP32 top-1 {:.2f} %\n\n", evaluate(fp, test_set, eo).top1 * 100);
     }
     struct Row {
       const char* name;
