@@ -241,3 +241,40 @@ TEST(CliChoices, HardwareSplitsFollowTheMultiplierFreeTrait) {
     }
   }
 }
+
+// Re-ranking: each method's allocation once, measured as measured_increase measures it, lowest
+// first; budgets no allocation meets leave nothing.
+TEST(Sweep, RankedAllocationsAreMeasuredAndSortedByMeasuredLoss) {
+  const Measured& f = measured();
+  const AllocInputs in = f.inputs();
+  const SweepData sd{&f.data, random_subset(f.data.size(), 32, 0), nullptr, 16, 0, {}};
+  const std::vector<AllocMethod> methods = {AllocMethod::clado, AllocMethod::diagonal,
+                                            AllocMethod::greedy, AllocMethod::uniform};
+  for (const char* budget : {"2.5bits", "3.5bits", "6bits"}) {
+    SCOPED_TRACE(budget);
+    const auto budgets = parse_budgets(budget, "t");
+    const auto ranked = rank_allocations(in, budgets, methods, IqpOptions{}, sd);
+    ASSERT_FALSE(ranked.empty());
+    for (size_t i = 0; i < ranked.size(); ++i) {
+      const RankedAllocation& r = ranked[i];
+      EXPECT_TRUE(r.allocation.feasible);
+      EXPECT_NEAR(r.measured,
+                  measured_increase(f.g, allocation_config(in, r.allocation), f.data, sd.subset,
+                                    f.sens.L0(), sd.batch),
+                  1e-9);
+      if (i > 0) {
+        EXPECT_LE(ranked[i - 1].measured, r.measured);
+      }
+      for (size_t j = 0; j < i; ++j) EXPECT_NE(ranked[j].allocation.choice, r.allocation.choice);
+    }
+    // Every method's allocation is there, or one with the same choice.
+    for (AllocMethod m : methods) {
+      const Allocation a = allocate(in, m, budgets);
+      EXPECT_TRUE(std::any_of(ranked.begin(), ranked.end(), [&](const RankedAllocation& r) {
+        return r.allocation.choice == a.choice;
+      })) << alloc_method_name(m);
+    }
+  }
+  EXPECT_TRUE(
+      rank_allocations(in, parse_budgets("1.5bits", "t"), methods, IqpOptions{}, sd).empty());
+}

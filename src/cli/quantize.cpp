@@ -40,6 +40,7 @@ struct QuantizeArgs {
   std::string model, calib_spec, out = "mixq-out", budget, candidates = "w2,w4,w8";
   size_t samples = 1024;
   bool curves = true;    // with --budget and --data: every allocator across sizes, for the report
+  bool rerank = true;    // with --budget: keep the allocation that measures best (sweep.h)
   int64_t finetune = 0;  // epochs of quantization-aware fine-tuning (STE) on the calibration data
   DataArgs data;
   QuantArgs quant;
@@ -81,15 +82,39 @@ QuantConfig clado_config(const QuantizeArgs& a, const Target& t, const Graph& g,
   std::cout << fmt::format("CLADO under {}: predicted {} increase {:.5f}, solver {} in {:.3f} s\n",
                            budget, loss_title(d.header.value("loss", "ce")), al.predicted,
                            to_string(al.solver.status), al.solver.seconds);
+  std::string method = "clado";
+  nlohmann::json reranked = nullptr;
+  if (a.rerank && d.header.value("loss", "ce") == "ce") {
+    // Omega is a second-order model: the allocations of the other allocators may measure
+    // better where it breaks down (low budgets). Keep whichever measures best.
+    const SweepData sd{
+        &calib,  random_subset(calib.size(), d.samples, d.header.value("seed", uint64_t{0})),
+        nullptr, a.data.batch,
+        0,       rounding};
+    const auto ranked = rank_allocations(
+        in, t.budgets, {AllocMethod::clado, AllocMethod::diagonal, AllocMethod::greedy}, {}, sd);
+    std::string line = "measured loss increase on the sensitivity samples:";
+    reranked = nlohmann::json::object();
+    for (const RankedAllocation& r : ranked) {
+      line += fmt::format(" {} {:.5f}", alloc_method_name(r.method), r.measured);
+      reranked[alloc_method_name(r.method)] = r.measured;
+    }
+    if (!ranked.empty() && ranked[0].method != AllocMethod::clado) {
+      al = ranked[0].allocation;
+      method = alloc_method_name(ranked[0].method);
+    }
+    std::cout << line << "; keeping " << method << "\n";
+  }
   for (const BudgetUse& u : al.budget_use)
     if (u.budget.kind == Budget::Kind::latency_ms)
       std::cout << fmt::format("predicted latency {:.3f} ms on {}\n", u.used, u.budget.device);
   QuantConfig cfg = allocation_config(in, al);
-  cfg.info["allocation"] = {{"method", "clado"},
+  cfg.info["allocation"] = {{"method", method},
                             {"budget", budget},
                             {"choice", al.choice},
                             {"candidates", candidate_names(t.candidates)},
                             {"predicted", al.predicted}};
+  if (!reranked.is_null()) cfg.info["allocation"]["measured"] = reranked;
   return cfg;
 }
 
@@ -305,6 +330,9 @@ void add_quantize(CLI::App& app, Action& action) {
   cmd->add_flag("--curves,!--no-curves", a->curves,
                 "With --budget and --data: accuracy-vs-size curves of every allocator in the "
                 "report (default on)");
+  cmd->add_flag("--rerank,!--no-rerank", a->rerank,
+                "With --budget and labelled calibration data: measure the CLADO, diagonal and "
+                "greedy allocations on the sensitivity samples and keep the best (default on)");
   cmd->add_option("--samples", a->samples, "With --budget: sensitivity samples")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24))
       ->needs(budget);

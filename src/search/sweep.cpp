@@ -71,6 +71,30 @@ std::vector<SweepRow> sweep(const AllocInputs& in, const std::vector<Budget>& bu
   return rows;
 }
 
+std::vector<RankedAllocation> rank_allocations(const AllocInputs& in,
+                                               const std::vector<Budget>& budgets,
+                                               const std::vector<AllocMethod>& methods,
+                                               const IqpOptions& o, const SweepData& data) {
+  std::vector<RankedAllocation> ranked;
+  for (AllocMethod m : methods) {
+    RankedAllocation r;
+    r.method = m;
+    r.allocation = allocate(in, m, budgets, o);
+    if (!r.allocation.feasible) continue;
+    bool seen = false;
+    for (const RankedAllocation& q : ranked)
+      seen = seen || q.allocation.choice == r.allocation.choice;
+    if (seen) continue;
+    r.measured = measured_increase(*in.graph, allocation_config(in, r.allocation), *data.sens,
+                                   data.subset, in.sens->L0(), data.batch, data.rounding);
+    ranked.push_back(std::move(r));
+  }
+  std::stable_sort(
+      ranked.begin(), ranked.end(),
+      [](const RankedAllocation& a, const RankedAllocation& b) { return a.measured < b.measured; });
+  return ranked;
+}
+
 nlohmann::json sweep_json(const std::vector<SweepRow>& rows) {
   nlohmann::json out = nlohmann::json::array();
   for (const SweepRow& r : rows) {

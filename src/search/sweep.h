@@ -48,6 +48,20 @@ std::vector<SweepRow> sweep(const AllocInputs& in, const std::vector<Budget>& bu
                             const SweepData& data,
                             const std::function<void(const SweepRow&)>& on_row = {});
 
+// Robust allocation: the quadratic model (Omega) is a second-order expansion around the float
+// model and can be wrong far from it (low budgets). Each of `methods` allocates under the
+// budgets, every distinct feasible allocation is measured on the sensitivity samples, and they
+// come back lowest measured loss first (infeasible ones dropped; ties keep the methods' order).
+struct RankedAllocation {
+  AllocMethod method = AllocMethod::clado;
+  Allocation allocation;
+  double measured = 0;  // loss increase on the sensitivity samples
+};
+std::vector<RankedAllocation> rank_allocations(const AllocInputs& in,
+                                               const std::vector<Budget>& budgets,
+                                               const std::vector<AllocMethod>& methods,
+                                               const IqpOptions& o, const SweepData& data);
+
 // The rows as JSON, as mixq sweep --json writes them and the report reads them.
 nlohmann::json sweep_json(const std::vector<SweepRow>& rows);
 
