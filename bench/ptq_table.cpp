@@ -18,17 +18,13 @@ using namespace mixq;
 int main(int argc, char** argv) {
   try {
     const bench::CifarArgs args = bench::cifar_args(argc, argv);
-    const std::string& model = args.model;
-    const size_t limit = args.limit;
-    const Dataset& train_set = *args.train;
-    const Dataset& test_set = *args.test;
-    Graph g = load_onnx(model);
-    ActivationStats stats = observe_activations(g, train_set, ObserveOptions{});
+    Graph g = load_onnx(args.model);
+    ActivationStats stats = observe_activations(g, *args.train, ObserveOptions{});
     EvalOptions eo;
-    eo.limit = limit;
+    eo.limit = args.limit;
     {
       Executor fp(g, Impl::fast, true);
-      std::cout << fmt::format("FP32 top-1 {:.2f} %\n\n", evaluate(fp, test_set, eo).top1 * 100);
+      std::cout << fmt::format("FP32 top-1 {:.2f} %\n\n", evaluate(fp, *args.test, eo).top1 * 100);
     }
     std::cout << "| scheme | weights | A8 | A6 | A4 | weights only |\n|---|---|---|---|---|---|\n";
     for (Scheme s : {Scheme::fixed, Scheme::pot, Scheme::sp2})
@@ -40,7 +36,7 @@ int main(int argc, char** argv) {
           u.abits = a;
           u.scheme = s;
           Executor ex(apply_quant(g, uniform_config(g, &stats, u)), Impl::fast, true);
-          row += fmt::format(" {:.2f} |", evaluate(ex, test_set, eo).top1 * 100);
+          row += fmt::format(" {:.2f} |", evaluate(ex, *args.test, eo).top1 * 100);
         }
         std::cout << row << "\n" << std::flush;
       }

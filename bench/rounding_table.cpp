@@ -29,24 +29,20 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 int main(int argc, char** argv) {
   try {
     const bench::CifarArgs args = bench::cifar_args(argc, argv);
-    const std::string& model = args.model;
-    const size_t limit = args.limit;
-    const Dataset& train_set = *args.train;
-    const Dataset& test_set = *args.test;
-    const Graph g = load_onnx(model);
-    const ActivationStats stats = observe_activations(g, train_set, ObserveOptions{});
+    const Graph g = load_onnx(args.model);
+    const ActivationStats stats = observe_activations(g, *args.train, ObserveOptions{});
     auto t0 = std::chrono::steady_clock::now();
-    const WeightRounding gptq = make_rounding(Rounding::gptq, g, train_set, ObserveOptions{});
+    const WeightRounding gptq = make_rounding(Rounding::gptq, g, *args.train, ObserveOptions{});
     const double gram_s = seconds_since(t0);
     EvalOptions eo;
-    eo.limit = limit;
+    eo.limit = args.limit;
     auto top1 = [&](const Graph& m, const QuantConfig& cfg) {
       Executor ex(apply_quant(m, cfg), Impl::fast, true);
-      return evaluate(ex, test_set, eo).top1 * 100;
+      return evaluate(ex, *args.test, eo).top1 * 100;
     };
     {
       Executor fp(g, Impl::fast, true);
-      std::cout << fmt::format("FP32 top-1 {:.2f} %\n\n", evaluate(fp, test_set, eo).top1 * 100);
+      std::cout << fmt::format("FP32 top-1 {:.2f} %\n\n", evaluate(fp, *args.test, eo).top1 * 100);
     }
     struct Row {
       const char* name;

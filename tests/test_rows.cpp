@@ -378,7 +378,7 @@ TEST(RowsCli, QuantizeWritesMixedRowsAndEvalRunsThem) {
   EXPECT_EQ(c.shift, 7);
   EXPECT_EQ(c.fixed, 4);
 
-  auto e = run_command(kMixq + " eval " + d.file("m.onnx") + " --quant " +
+  auto e = run_command(kMixq + " eval " + d.file("out/model.onnx") + " --quant " +
                        d.file("out/quant.json") + " --data " + data + " --threads 1");
   ASSERT_EQ(e.status, 0) << e.err;
   EXPECT_NE(e.out.find("top-1"), std::string::npos) << e.out;
