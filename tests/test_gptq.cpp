@@ -188,10 +188,14 @@ TEST(Gptq, RoundWeightsReplacesOnlyConfiguredLayers) {
   r.method = Rounding::gptq;
   r.grams = std::make_shared<const InputGrams>(InputGrams{{"n0", l.gram}});
   const Graph out = round_weights(g, cfg, r);
+  // Computed once: a second rounding of the same layer and quantizer comes from the cache.
+  EXPECT_EQ(r.cache->weights.size(), 1u);
+  round_weights(g, cfg, r);
+  EXPECT_EQ(r.cache->weights.size(), 1u);
   const Tensor& q = out.constant(find_quant_layers(out)[0].weight);
   test::expect_close(q, gptq_quantize_weight(l.w, cfg.layers[0].rows, 0, l.gram), 0, 0);
   EXPECT_NE(test::error_of([&] {
-              round_weights(g, cfg, {Rounding::gptq, nullptr, 0, 0, {}});
+              round_weights(g, cfg, {Rounding::gptq, nullptr, 0, 0, {}, nullptr});
             }),
             "no error");
   EXPECT_EQ(parse_rounding("gptq", "--rounding"), Rounding::gptq);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "base/hash.h"
 #include "quant/layers.h"
 
 namespace mixq {
@@ -64,7 +65,25 @@ Tensor round_weight(const Tensor& w, const std::vector<RowQuant>& rows, int row_
     if (it != r.grams->end()) gram = &it->second;
   }
   check(gram != nullptr, layer, "no input gram for compensated rounding");
-  return gptq_quantize_weight(w, rows, row_axis, *gram, r.gptq);
+  Hasher h;
+  h.add(layer).add(static_cast<uint64_t>(row_axis)).add(static_cast<uint64_t>(w.numel()));
+  h.add(w.data<float>(), static_cast<size_t>(w.numel()) * sizeof(float));
+  for (const RowQuant& q : rows)
+    h.add(static_cast<uint64_t>(q.scheme))
+        .add(static_cast<uint64_t>(q.bits))
+        .add(&q.scale, sizeof q.scale);
+  const std::string key = layer + "/" + h.hex();
+  if (r.cache) {
+    std::lock_guard<std::mutex> lock(r.cache->mutex);
+    auto it = r.cache->weights.find(key);
+    if (it != r.cache->weights.end()) return it->second;
+  }
+  Tensor q = gptq_quantize_weight(w, rows, row_axis, *gram, r.gptq);
+  if (r.cache) {
+    std::lock_guard<std::mutex> lock(r.cache->mutex);
+    r.cache->weights.emplace(key, q);
+  }
+  return q;
 }
 
 Graph round_weights(const Graph& g, const QuantConfig& cfg, const WeightRounding& r) {

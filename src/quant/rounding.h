@@ -3,7 +3,9 @@
 // scale) are the same either way; compensated weights are stored in the model at their
 // dequantized values, where nearest rounding with the same config reproduces them exactly.
 #pragma once
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "quant/calibrate.h"
@@ -20,6 +22,13 @@ Rounding parse_rounding(const std::string& text, const std::string& where);
 // The names, comma-separated (for help texts and errors).
 std::string rounding_names();
 
+// Rounded weights already computed, by layer, weight and quantizer: the allocations of a sweep
+// share most of their layers' choices, and compensated rounding of a wide layer costs O(k^3).
+struct RoundingCache {
+  std::mutex mutex;
+  std::map<std::string, Tensor> weights;
+};
+
 // A rounding method with what it needs: gptq reads every quantized layer's input gram, collected
 // on `samples` calibration samples drawn with `seed` (recorded so a later run can collect the
 // same grams).
@@ -29,6 +38,7 @@ struct WeightRounding {
   size_t samples = 0;
   uint64_t seed = 0;
   GptqOptions gptq;
+  std::shared_ptr<RoundingCache> cache = std::make_shared<RoundingCache>();
 };
 
 // Calibration samples the grams use at most: on ResNet-20 W3, 256 samples give the accuracy of
