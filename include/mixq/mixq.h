@@ -149,9 +149,19 @@ class Allocation {
 Allocation allocate(const Sensitivities& sensitivities, const std::string& budgets,
                     const std::string& method = "clado");
 
+// One row of a quantized model's per-layer table.
+struct QuantizedLayer {
+  std::string name, op_type;
+  std::string schemes;      // the weight schemes of its rows: "fixed", "fixed+sp2"; "float"
+  double weight_bits = 32;  // average over its rows (32: float weights)
+  int activation_bits = 0;  // of its data input (0: float)
+  int64_t weights = 0;      // weight elements
+};
+
 class QuantizedModel {
  public:
   double average_weight_bits() const;  // over every quantized layer, the ones kept at 8 bits too
+  std::vector<QuantizedLayer> layers() const;  // every quantized layer, graph order
   double weight_bytes() const;
   std::string config_json() const;  // the per-layer config, as `mixq quantize` writes it
   void save_config(const std::string& path) const;

@@ -2,6 +2,7 @@
 // internal objects it stands for, shared, so the steps compose without copying models or data.
 #include "mixq/mixq.h"
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,7 @@
 #include "pack/packed.h"
 #include "quant/apply.h"
 #include "quant/calibrate.h"
+#include "quant/scheme.h"
 #include "runtime/executor.h"
 
 namespace mixq::api {
@@ -163,6 +165,28 @@ Calibration calibrate(const Model& model, const Data& data, const CalibrateOptio
 double QuantizedModel::average_weight_bits() const {
   const Impl& q = get(*this, "quantized model");
   return mixq::average_weight_bits(q.model->graph, q.config, find_quant_layers(q.model->graph));
+}
+
+std::vector<QuantizedLayer> QuantizedModel::layers() const {
+  const Impl& q = get(*this, "quantized model");
+  std::vector<QuantizedLayer> out;
+  for (const QuantLayer& l : find_quant_layers(q.model->graph)) {
+    QuantizedLayer row{l.name, l.op_type, "float", 32, 0, l.weight_count};
+    if (const LayerConfig* lc = q.config.find(l.name)) {
+      if (!lc->rows.empty()) {
+        row.weight_bits = mixq::average_weight_bits(q.model->graph, q.config, {l});
+        std::vector<std::string> schemes;  // in order of first appearance
+        for (const RowQuant& r : lc->rows)
+          if (std::find(schemes.begin(), schemes.end(), scheme_name(r.scheme)) == schemes.end())
+            schemes.push_back(scheme_name(r.scheme));
+        row.schemes.clear();
+        for (const std::string& s : schemes) row.schemes += (row.schemes.empty() ? "" : "+") + s;
+      }
+      if (lc->input) row.activation_bits = lc->input->bits;
+    }
+    out.push_back(std::move(row));
+  }
+  return out;
 }
 
 double QuantizedModel::weight_bytes() const {

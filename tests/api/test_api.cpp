@@ -154,6 +154,19 @@ TEST(Api, QuantizesUnderABudgetAndExportsWhatItMeasured) {
   }
   EXPECT_NEAR(searched_bits / searched_weights, a.budgets()[0].used, 1e-9);
   EXPECT_NEAR(q.average_weight_bits(), all_bits / all_weights, 1e-9);
+  // The per-layer table: every quantized layer, the searched ones as allocated.
+  const std::vector<api::QuantizedLayer> table = q.layers();
+  ASSERT_EQ(table.size(), model.layers().size());
+  for (size_t i = 0; i < table.size(); ++i) {
+    EXPECT_EQ(table[i].name, model.layers()[i].name);
+    EXPECT_EQ(table[i].weights, model.layers()[i].weights);
+    EXPECT_EQ(table[i].activation_bits, 8) << table[i].name;
+    EXPECT_EQ(table[i].schemes, "fixed") << table[i].name;
+    double bits = 8;
+    for (const api::LayerChoice& c : a.layers())
+      if (c.layer == table[i].name) bits = c.bits;
+    EXPECT_NEAR(table[i].weight_bits, bits, 1e-9) << table[i].name;
+  }
   EXPECT_GT(q.weight_bytes(), 0);
 
   TempDir d;
