@@ -12,6 +12,7 @@ packages=(
   clang libclang-rt-14-dev libomp-dev
   libjpeg-dev libpng-dev zlib1g-dev libzip-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  pybind11-dev python3-dev python3-pytest
   dataset-fashion-mnist libonnx-testdata python3-numpy
   chromium
 )
