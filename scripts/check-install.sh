@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the build into a scratch prefix and uses it as another project would: the example in
 # examples/quantize built with find_package(mixq) and run (a small quantization of the installed
-# default model), the same source built through pkg-config, and the installed CLI run on its
-# installed default model. Needs a finished build in build/.
+# default model), the same source built through pkg-config, the installed CLI run on its
+# installed default model, and the installed Python module imported. Needs a finished build in
+# build/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(mktemp -d /tmp/mixq-install.XXXXXX)
@@ -34,4 +35,12 @@ c++ examples/quantize/main.cpp -o "$root/pc_example" $(pkg-config --cflags --lib
 (cd "$root" && "$prefix/bin/mixq" quantize --wbits 4 --calib-samples 64 --limit 200 \
   --no-curves -o "$root/cli" >/dev/null)
 test -s "$root/cli/model_qdq.onnx" || { ls "$root/cli" >&2; exit 1; }
-echo "check-install: the installed package builds and runs examples/quantize (CMake and pkg-config)"
+# The Python module, when built: imports from its installed folder and finds the installed
+# library and default model relative to itself.
+module=$(find "$prefix" -name 'mixq.cpython-*.so' | head -1)
+if [ -n "$module" ]; then
+  python=$(sed -n 's/^MIXQ_PYTHON_EXECUTABLE:INTERNAL=//p' build/CMakeCache.txt)
+  (cd "$root" && PYTHONPATH=$(dirname "$module") "$python" -c \
+    "import mixq; assert mixq.default_model_path().startswith('$prefix'); print(mixq.Model.load(mixq.default_model_path()))")
+fi
+echo "check-install: the installed package builds and runs examples/quantize (CMake and pkg-config)${module:+ and imports the Python module}"
