@@ -1,5 +1,7 @@
 """Loading models and feeding data: paths, bytes, numpy arrays, dicts, iterables; errors."""
 import pathlib
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -77,3 +79,25 @@ def test_errors_name_their_cause(model, tmp_path, test):
     expect_error(lambda: mixq.Data([x[:4], x[:4, :, :10]]), "batch 1")
     expect_error(lambda: mixq.Data([]), "no batches")
     expect_error(lambda: mixq.Data(3.0), "scalar")
+
+
+def test_long_calls_let_other_threads_run(model, test):
+    x, _ = test
+    data = mixq.Data(x)
+    span = []
+
+    def work():
+        start = time.perf_counter()
+        mixq.evaluate(model, data)
+        span.extend([start, time.perf_counter()])
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    stamps = []
+    while worker.is_alive():
+        stamps.append(time.perf_counter())
+        time.sleep(0.001)
+    worker.join()
+    # With the GIL held through the call, this thread could run once at most, as it returned.
+    inside = sum(span[0] < t < span[1] for t in stamps)
+    assert inside >= 5, (inside, span[1] - span[0])
