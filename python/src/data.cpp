@@ -2,7 +2,7 @@
 // array}, or any iterable of those (batches, concatenated along the first axis), each batch
 // optionally an (inputs, labels) pair. Anything numpy can read as numbers is accepted and
 // converted to float32, row-major; labels must be integers.
-#include <map>
+#include <algorithm>
 #include <optional>
 #include <vector>
 
@@ -50,8 +50,8 @@ std::vector<int64_t> to_labels(py::handle value, const std::string& where) {
   if (a.ndim() != 1)
     throw Error(where,
                 "labels must be one-dimensional [N], not of rank " + std::to_string(a.ndim()));
-  return py::array_t<int64_t, py::array::c_style | py::array::forcecast>(a)
-      .cast<std::vector<int64_t>>();
+  const py::array_t<int64_t, py::array::c_style | py::array::forcecast> values(a);
+  return {values.data(), values.data() + values.size()};
 }
 
 bool is_pair(py::handle item) {
@@ -106,7 +106,7 @@ api::Data concatenate(const std::vector<Batch>& batches, std::optional<std::vect
     inputs.push_back({name, api::Array{{a.shape(), a.shape() + a.ndim()}, {}}});
     inputs.back().second.shape[0] = 0;
   }
-  bool batch_labels = first.labels.has_value();
+  const bool batch_labels = first.labels.has_value();
   if (batch_labels && labels)
     throw Error(where, "labels given twice: in the batches and as labels=");
   std::vector<int64_t> all_labels;
@@ -118,11 +118,12 @@ api::Data concatenate(const std::vector<Batch>& batches, std::optional<std::vect
                              std::to_string(first.inputs.size()));
     if (b.labels.has_value() != batch_labels)
       throw Error(where, at + "labels in some batches only");
-    for (size_t k = 0; k < b.inputs.size(); ++k) {
-      const auto& [name, a] = b.inputs[k];
-      if (name != first.inputs[k].first)
-        throw Error(where,
-                    at + "input '" + name + "' where batch 0 has '" + first.inputs[k].first + "'");
+    for (size_t k = 0; k < first.inputs.size(); ++k) {
+      const std::string& name = first.inputs[k].first;
+      auto it = std::find_if(b.inputs.begin(), b.inputs.end(),
+                             [&](const auto& input) { return input.first == name; });
+      if (it == b.inputs.end()) throw Error(where, at + "has no array " + quoted(name));
+      const FloatArray& a = it->second;
       api::Array& out = inputs[k].second;
       std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
       std::vector<int64_t> expected = out.shape;

@@ -38,9 +38,12 @@ def test_data_from_array_dict_and_iterable_agree(model, test):
     by_dict = mixq.evaluate(model, mixq.Data({name: x}, labels=y))
     batches = [({name: x[i : i + 16]}, y[i : i + 16]) for i in range(0, 64, 16)]
     by_batches = mixq.evaluate(model, mixq.Data(iter(batches)))
+    # a generator of dicts with labels= for all of them
+    by_generator = mixq.evaluate(model, mixq.Data(({name: x[i : i + 8]} for i in range(0, 64, 8)),
+                                                  labels=y))
     # float64 and lists are converted to float32
     by_float64 = mixq.evaluate(model, mixq.Data(x.astype(np.float64), labels=list(y)))
-    for other in (by_dict, by_batches, by_float64):
+    for other in (by_dict, by_batches, by_generator, by_float64):
         assert other == by_array
     # The same images through mixq's own reader of the Debian files.
     spec = mixq.evaluate(model, "fmnist:test", limit=64)
@@ -78,6 +81,7 @@ def test_errors_name_their_cause(model, tmp_path, test):
     expect_error(lambda: mixq.Data(x[:4], labels=y[:3]), "labels")
     expect_error(lambda: mixq.Data([x[:4], x[:4, :, :10]]), "batch 1")
     expect_error(lambda: mixq.Data([]), "no batches")
+    expect_error(lambda: mixq.Data([{"a": x[:2]}, {"b": x[:2]}]), "batch 1", "no array 'a'")
     expect_error(lambda: mixq.Data(3.0), "scalar")
 
 
