@@ -68,19 +68,18 @@ api::Sensitivities measure(const api::Model& model, const api::Calibration& cal,
   o.seed = seed;
   o.loss = loss;
   if (checkpoint) o.checkpoint = checkpoint->string();
+  // Called after each layer, also without a Python callback, so that Ctrl-C stops the call.
   std::optional<py::error_already_set> raised;
-  if (!progress.is_none()) {
-    o.progress = [&](const std::string& line) {
-      py::gil_scoped_acquire gil;
-      try {
-        if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C
-        progress(line);
-      } catch (py::error_already_set& e) {
-        raised.emplace(std::move(e));
-        throw CallbackRaised{};
-      }
-    };
-  }
+  o.progress = [&](const std::string& line) {
+    py::gil_scoped_acquire gil;
+    try {
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+      if (!progress.is_none()) progress(line);
+    } catch (py::error_already_set& e) {
+      raised.emplace(std::move(e));
+      throw CallbackRaised{};
+    }
+  };
   try {
     py::gil_scoped_release release;
     return api::measure_sensitivities(model, cal, d, o);
