@@ -40,7 +40,10 @@ test -s "$root/cli/model_qdq.onnx" || { ls "$root/cli" >&2; exit 1; }
 module=$(find "$prefix" -name 'mixq.cpython-*.so' | head -1)
 if [ -n "$module" ]; then
   python=$(sed -n 's/^MIXQ_PYTHON_EXECUTABLE:INTERNAL=//p' build/CMakeCache.txt)
-  (cd "$root" && PYTHONPATH=$(dirname "$module") "$python" -c \
-    "import mixq; assert mixq.default_model_path().startswith('$prefix'); print(mixq.Model.load(mixq.default_model_path()))")
+  (cd "$root" && PYTHONPATH=$(dirname "$module") "$python" -c "import mixq
+path = mixq.default_model_path()
+assert path.startswith('$prefix'), path
+print(mixq.Model.load(path))")
 fi
-echo "check-install: the installed package builds and runs examples/quantize (CMake and pkg-config)${module:+ and imports the Python module}"
+echo "check-install: the installed package builds and runs examples/quantize (CMake and" \
+  "pkg-config)${module:+; the Python module imports}"
