@@ -19,5 +19,6 @@ endif()
 if(MIXQ_SANITIZE)
   set_source_files_properties(${PROJECT_SOURCE_DIR}/src/quant/gptq.cpp
                               ${PROJECT_SOURCE_DIR}/src/quant/input_gram.cpp
+                              ${PROJECT_SOURCE_DIR}/src/quant/learned_rounding.cpp
                               PROPERTIES COMPILE_OPTIONS -O2)
 endif()

@@ -194,13 +194,46 @@ TEST(Gptq, RoundWeightsReplacesOnlyConfiguredLayers) {
   EXPECT_EQ(r.cache->weights.size(), 1u);
   const Tensor& q = out.constant(find_quant_layers(out)[0].weight);
   test::expect_close(q, gptq_quantize_weight(l.w, cfg.layers[0].rows, 0, l.gram), 0, 0);
-  EXPECT_NE(test::error_of([&] {
-              round_weights(g, cfg, {Rounding::gptq, nullptr, 0, 0, {}, nullptr});
-            }),
-            "no error");
+  WeightRounding no_grams;
+  no_grams.method = Rounding::gptq;
+  EXPECT_NE(test::error_of([&] { round_weights(g, cfg, no_grams); }), "no error");
   EXPECT_EQ(parse_rounding("gptq", "--rounding"), Rounding::gptq);
-  EXPECT_NE(test::error_of([&] { parse_rounding("adaround", "--rounding"); }).find("--rounding"),
+  EXPECT_EQ(parse_rounding("adaround", "--rounding"), Rounding::adaround);
+  EXPECT_NE(test::error_of([&] { parse_rounding("brecq", "--rounding"); }).find("--rounding"),
             std::string::npos);
+}
+
+// Learned rounding starts from GPTQ's solution and keeps it unless it finds a lower output
+// error; at 2-3 bits it does find one. Its values stay on every row's grid.
+TEST(LearnedRounding, LowersGptqsOutputErrorOnEveryGrid) {
+  auto all = cases();
+  for (int bits : {2, 3})
+    all.push_back({"fixed", [=](const Tensor& w, int axis) {
+                     return choose_weight_quant(w, Scheme::fixed, bits, ScaleMethod::mse, true,
+                                                axis);
+                   }});
+  LearnedRoundingOptions o;
+  o.iterations = 300;
+  for (int axis : {0, 1})
+    for (size_t i = 0; i < all.size(); ++i) {
+      SCOPED_TRACE(std::string(all[i].name) + " case " + std::to_string(i) + " axis " +
+                   std::to_string(axis));
+      const Layer l = correlated_layer(6, 40, axis, 50 + static_cast<uint32_t>(i));
+      const auto rows = all[i].rows(l.w, axis);
+      const Tensor g = gptq_quantize_weight(l.w, rows, axis, l.gram);
+      const Tensor q = learned_quantize_weight(l.w, rows, axis, l.gram, {}, o);
+      test::expect_close(fake_quantize_weight(q, rows, axis), q, 0, 0);
+      const double eg = output_error(l.w, g, axis, l.gram), el = output_error(l.w, q, axis, l.gram);
+      EXPECT_LE(el, eg);
+      if (i >= all.size() - 2) {  // the 2- and 3-bit per-row cases
+        EXPECT_LT(el, 0.9 * eg);
+      }
+    }
+  // Rows at min_bits and above keep GPTQ's rounding.
+  const Layer l = correlated_layer(4, 16, 0, 7);
+  const auto rows = choose_weight_quant(l.w, Scheme::fixed, 8, ScaleMethod::mse);
+  test::expect_close(learned_quantize_weight(l.w, rows, 0, l.gram),
+                     gptq_quantize_weight(l.w, rows, 0, l.gram), 0, 0);
 }
 
 }  // namespace

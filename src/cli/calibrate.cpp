@@ -49,10 +49,11 @@ int run_calibrate(const CalibrateArgs& a) {
   cfg.info["calibration"] = {{"data", data->description()}, {"samples", stats.samples}};
   cfg.info["rounding"] = rounding_name(rounding);
   if (!a.model_out.empty()) {
-    const WeightRounding r = weight_rounding(a.quant, a.data, g, *data);
+    WeightRounding r;  // the final rounding collects its own inputs, layer by layer
+    r.method = rounding;
     ExportOptions eo;
     eo.min_opset = g.opset;
-    const Graph rounded = round_weights(g, cfg, r);
+    const Graph rounded = round_final_weights(a.quant, a.data, g, cfg, r, *data);
     if (rounding != Rounding::nearest) cfg.weights_hash = config_weights_hash(rounded, cfg);
     save_onnx(rounded, a.model_out, eo);
     std::cout << fmt::format("wrote {} (weights rounded by {}, at their dequantized values)\n",
@@ -74,9 +75,10 @@ void add_calibrate(CLI::App& app, Action& action) {
   cmd->add_option("-o,--output", a->out, "Config to write (JSON)")
       ->required()
       ->type_name(kFileType);
-  cmd->add_option("--model-out", a->model_out,
-                  "Also write the model with its weights rounded as the config quantizes them "
-                  "(needed by --rounding gptq; run it with `mixq eval FILE --quant CONFIG`)")
+  cmd->add_option(
+         "--model-out", a->model_out,
+         "Also write the model with its weights rounded as the config quantizes them "
+         "(needed by --rounding gptq or adaround; run it with `mixq eval FILE --quant CONFIG`)")
       ->type_name(kFileType);
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 1024));

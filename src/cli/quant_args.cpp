@@ -32,9 +32,10 @@ void add_quant_options(CLI::App* cmd, QuantArgs& a) {
                   "Bits of the first and last layer (0: same as the rest)")
       ->check(CLI::IsMember(weight_bits_choices(true)));
   cmd->add_option("--rounding", a.rounding,
-                  "Weight rounding: nearest, or gptq (each layer's rounding error compensated "
-                  "on the calibration data)")
-      ->check(CLI::IsMember({rounding_name(Rounding::nearest), rounding_name(Rounding::gptq)}))
+                  "Weight rounding: nearest; gptq (each layer's rounding error compensated on "
+                  "the calibration data); adaround (gptq's, then each weight's rounding learned "
+                  "to lower the layer's output error; best at 2-3 bits)")
+      ->check(CLI::IsMember(rounding_choices()))
       ->capture_default_str();
   cmd->add_option("--calib-samples", a.calib_samples, "Calibration samples (seeded subset)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
@@ -116,6 +117,24 @@ WeightRounding weight_rounding(const QuantArgs& a, const DataArgs& d, const Grap
       r.grams->size(), r.samples,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return r;
+}
+
+Graph round_final_weights(const QuantArgs& a, const DataArgs& d, const Graph& g,
+                          const QuantConfig& cfg, const WeightRounding& r, const Dataset& calib) {
+  if (r.method == Rounding::nearest) return g;
+  const auto start = std::chrono::steady_clock::now();
+  ObserveOptions o = observe_options(a, d);
+  if (o.progress)
+    o.progress = [](size_t done, size_t total) {
+      std::cerr << "\rrounding layer " << done << "/" << total << (done == total ? "\n" : "")
+                << std::flush;
+    };
+  Graph out = round_weights_sequential(g, cfg, r, calib, o);
+  std::cout << fmt::format(
+      "rounded the weights by {}, layer by layer on the quantized model's inputs ({:.1f} s)\n",
+      rounding_name(r.method),
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return out;
 }
 
 }  // namespace mixq::cli

@@ -30,5 +30,9 @@ ObserveOptions observe_options(const QuantArgs& a, const DataArgs& d);
 // --rounding with what it needs (input grams on the calibration data, timed and reported).
 WeightRounding weight_rounding(const QuantArgs& a, const DataArgs& d, const Graph& g,
                                const Dataset& calib);
+// The final model's weights: cfg's layers rounded by r's method one at a time on the inputs of
+// the model rounded so far (round_weights_sequential), timed and reported; g itself for nearest.
+Graph round_final_weights(const QuantArgs& a, const DataArgs& d, const Graph& g,
+                          const QuantConfig& cfg, const WeightRounding& r, const Dataset& calib);
 
 }  // namespace mixq::cli

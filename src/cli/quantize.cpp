@@ -226,7 +226,10 @@ int run_quantize(QuantizeArgs a) {
   std::filesystem::create_directories(a.out);
   ActivationStats stats;
   if (uo.abits > 0) stats = observe_activations(g, *calib, observe_options(a.quant, a.data));
-  const WeightRounding rounding = weight_rounding(a.quant, a.data, g, *calib);
+  // Without a budget only the final rounding runs, and it collects its own inputs.
+  WeightRounding rounding;
+  rounding.method = parse_rounding(a.quant.rounding, "--rounding");
+  if (!target.empty()) rounding = weight_rounding(a.quant, a.data, g, *calib);
   SensitivityData sens;
   Allocation al;
   QuantConfig cfg = target.empty()
@@ -244,7 +247,7 @@ int run_quantize(QuantizeArgs a) {
   }
   // From here on the model holds its weights as rounded (the float model stays the reference).
   const Graph float_model = g;
-  g = round_weights(g, cfg, rounding);
+  g = round_final_weights(a.quant, a.data, g, cfg, rounding, *calib);
   if (a.finetune > 0) {
     finetune(a, *calib, g, cfg);
   } else if (rounding.method != Rounding::nearest) {

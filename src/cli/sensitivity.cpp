@@ -144,9 +144,9 @@ void add_sensitivity(CLI::App& app, Action& action) {
   cmd->add_option("--calib-samples", a->calib_samples, "Activation calibration samples")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   cmd->add_option("--rounding", a->rounding,
-                  "Weight rounding of every candidate: nearest, or gptq (compensated on the "
-                  "first calibration samples, as mixq quantize rounds by default)")
-      ->check(CLI::IsMember({rounding_name(Rounding::nearest), rounding_name(Rounding::gptq)}))
+                  "Weight rounding of every candidate: nearest, gptq or adaround (compensated on "
+                  "the first calibration samples, as mixq quantize rounds by default)")
+      ->check(CLI::IsMember(rounding_choices()))
       ->capture_default_str();
   cmd->add_option("--abits", a->abits, "Activation bits of the base model")
       ->check(CLI::Range(2, 16));

@@ -4,34 +4,12 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "quant/weight_groups.h"
 
 namespace mixq {
 namespace {
 
 using Matrix = Eigen::MatrixXd;
-
-// Group grp's rows of w as a [rows x k] matrix (row_axis 1: the weight is [k, rows]).
-Matrix group_rows(const Tensor& w, int row_axis, const InputGram& gram, int64_t grp) {
-  const int64_t rows = w.dim(row_axis), per = rows / gram.groups, k = gram.k;
-  const float* p = w.data<float>();
-  Matrix m(per, k);
-  for (int64_t r = 0; r < per; ++r)
-    for (int64_t j = 0; j < k; ++j) {
-      const int64_t row = grp * per + r;
-      m(r, j) = row_axis == 0 ? p[row * k + j] : p[j * rows + row];
-    }
-  return m;
-}
-
-void store_rows(const Matrix& m, int row_axis, const InputGram& gram, int64_t grp, Tensor& w) {
-  const int64_t rows = w.dim(row_axis), per = rows / gram.groups, k = gram.k;
-  float* p = w.data<float>();
-  for (int64_t r = 0; r < per; ++r)
-    for (int64_t j = 0; j < k; ++j) {
-      const int64_t row = grp * per + r;
-      (row_axis == 0 ? p[row * k + j] : p[j * rows + row]) = static_cast<float>(m(r, j));
-    }
-}
 
 // H of one group, ready to invert: inputs that never fire get a unit diagonal (their weights
 // round to nearest and push nothing), then the damping.
@@ -80,23 +58,25 @@ void check_args(const Tensor& w, const std::vector<RowQuant>& rows, int row_axis
 }  // namespace
 
 Tensor gptq_quantize_weight(const Tensor& w, const std::vector<RowQuant>& rows, int row_axis,
-                            const InputGram& gram, const GptqOptions& o) {
+                            const InputGram& gram, const GptqOptions& o, Tensor* targets) {
   check_args(w, rows, row_axis, gram);
   Tensor out(DType::f32, w.shape());
+  if (targets) *targets = Tensor(DType::f32, w.shape());
   const int64_t k = gram.k, per = w.dim(row_axis) / gram.groups, bs = std::max<int64_t>(1, o.block);
   for (int64_t grp = 0; grp < gram.groups; ++grp) {
     const RowGrids grids(rows, grp * per, per);
-    Matrix W = group_rows(w, row_axis, gram, grp);
+    Matrix W = group_rows<double>(w, row_axis, gram, grp);
     // Hinv = U^T U: row j of U holds how column j's error spreads over the later columns.
     const Matrix hinv = inverse(damped_gram(gram, grp, o.damp), "gptq");
     Eigen::LLT<Matrix> llt(hinv);
     check(llt.info() == Eigen::Success, "gptq", "inverse gram is not positive definite");
     const Matrix U = llt.matrixU();
-    Matrix Q(per, k);
+    Matrix Q(per, k), T(targets ? per : 0, targets ? k : 0);
     for (int64_t b0 = 0; b0 < k; b0 += bs) {
       const int64_t b1 = std::min(k, b0 + bs);
       Matrix err(per, b1 - b0);
       for (int64_t j = b0; j < b1; ++j) {
+        if (targets) T.col(j) = W.col(j);
         for (int64_t r = 0; r < per; ++r) Q(r, j) = grids.round(r, W(r, j));
         err.col(j - b0) = (W.col(j) - Q.col(j)) / U(j, j);
         // Within the block at once; the rest of the columns after the block.
@@ -106,6 +86,7 @@ Tensor gptq_quantize_weight(const Tensor& w, const std::vector<RowQuant>& rows, 
       if (b1 < k) W.rightCols(k - b1).noalias() -= err * U.block(b0, b1, b1 - b0, k - b1);
     }
     store_rows(Q, row_axis, gram, grp, out);
+    if (targets) store_rows(T, row_axis, gram, grp, *targets);
   }
   return out;
 }
@@ -117,7 +98,7 @@ Tensor gptq_quantize_weight_reference(const Tensor& w, const std::vector<RowQuan
   const int64_t k = gram.k, per = w.dim(row_axis) / gram.groups;
   for (int64_t grp = 0; grp < gram.groups; ++grp) {
     const RowGrids grids(rows, grp * per, per);
-    Matrix W = group_rows(w, row_axis, gram, grp);
+    Matrix W = group_rows<double>(w, row_axis, gram, grp);
     Matrix hinv = inverse(damped_gram(gram, grp, o.damp), "gptq");
     for (int64_t j = 0; j < k; ++j) {
       for (int64_t r = 0; r < per; ++r) {
@@ -140,7 +121,8 @@ double output_error(const Tensor& w, const Tensor& q, int row_axis, const InputG
   check(w.shape() == q.shape(), "gptq", "weights of different shapes");
   double total = 0;
   for (int64_t grp = 0; grp < gram.groups; ++grp) {
-    const Matrix d = group_rows(w, row_axis, gram, grp) - group_rows(q, row_axis, gram, grp);
+    const Matrix d =
+        group_rows<double>(w, row_axis, gram, grp) - group_rows<double>(q, row_axis, gram, grp);
     const Eigen::Map<const Matrix> h(gram.group(grp), gram.k, gram.k);
     total += (d * h).cwiseProduct(d).sum();
   }

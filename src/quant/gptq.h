@@ -17,9 +17,12 @@ struct GptqOptions {
   int64_t block = 128;  // columns quantized between two updates of the rest (speed only)
 };
 
-// The dequantized weight: every row on its grid, with the rows and scales given.
+// The dequantized weight: every row on its grid, with the rows and scales given. When `targets`
+// is given it receives, in the weight's layout, the compensated value each weight was rounded
+// from (learned rounding starts from there: quant/learned_rounding.h).
 Tensor gptq_quantize_weight(const Tensor& w, const std::vector<RowQuant>& rows, int row_axis,
-                            const InputGram& gram, const GptqOptions& o = {});
+                            const InputGram& gram, const GptqOptions& o = {},
+                            Tensor* targets = nullptr);
 
 // The same result computed plainly: one column at a time, the inverse of H restricted to the
 // columns left updated explicitly after each (OBQ's update). For tests.

@@ -89,29 +89,55 @@ ConvWindows conv_windows(const Node& node, const Shape& xs, const Shape& ws) {
   return cw;
 }
 
-void accumulate_conv(const Node& node, const Tensor& x, const Shape& ws, InputGram& gram) {
+// Calls fn(grp, a, b, n) for consecutive blocks of n input rows of k values, per group: one row
+// per Conv window (im2col) or Gemm/MatMul input row. `b` holds the same rows of x2 (the same
+// layer's input in another model) when x2 is given, else nullptr.
+template <class Fn>
+void for_each_row_block(const Graph& g, const QuantLayer& l, const Tensor& x, const Tensor* x2,
+                        const InputGram& gram, Fn&& fn) {
+  const Node& node = g.nodes[l.node];
+  check(x.dtype() == DType::f32, node.label(), "input is not float");
+  check(x2 == nullptr || x2->shape() == x.shape(), node.label(), "inputs of different shapes");
+  if (l.op_type != "Conv") {
+    check(x.rank() >= 1 && x.dim(x.rank() - 1) == gram.k, node.label(),
+          "input of shape " + shape_str(x.shape()) + " does not match the weight");
+    const int64_t rows = x.numel() / gram.k;
+    constexpr int64_t kBlockRows = 4096;
+    for (int64_t r = 0; r < rows; r += kBlockRows)
+      fn(0, x.data<float>() + r * gram.k, x2 ? x2->data<float>() + r * gram.k : nullptr,
+         std::min(kBlockRows, rows - r));
+    return;
+  }
   check(x.rank() >= 3, node.label(), "Conv input of shape " + shape_str(x.shape()));
-  const ConvWindows cw = conv_windows(node, x.shape(), ws);
+  const ConvWindows cw = conv_windows(node, x.shape(), g.constant(l.weight).shape());
   const int64_t batch = x.dim(0), channels = x.dim(1), per_group = channels / gram.groups;
   check(per_group * cw.taps == gram.k, node.label(),
         "input channels " + std::to_string(channels) + " do not match the weight");
   constexpr int64_t kBlockRows = 2048;
-  RowMatrix buf(kBlockRows, gram.k);
-  const float* px = x.data<float>();
+  RowMatrix buf(kBlockRows, gram.k), buf2(x2 ? kBlockRows : 0, gram.k);
+  auto gather = [&](const Tensor& t, RowMatrix& b, int64_t filled, int64_t grp, int64_t n,
+                    int64_t p) {
+    float* row = b.data() + filled * gram.k;
+    const int64_t* off = cw.offset.data() + p * cw.taps;
+    for (int64_t c = 0; c < per_group; ++c) {
+      const float* plane = t.data<float>() + (n * channels + grp * per_group + c) * cw.in_spatial;
+      for (int64_t tap = 0; tap < cw.taps; ++tap)
+        row[c * cw.taps + tap] = off[tap] < 0 ? 0 : plane[off[tap]];
+    }
+  };
   for (int64_t grp = 0; grp < gram.groups; ++grp) {
     int64_t filled = 0;
+    auto flush = [&] {
+      fn(grp, buf.data(), x2 ? buf2.data() : nullptr, filled);
+      filled = 0;
+    };
     for (int64_t n = 0; n < batch; ++n)
       for (int64_t p = 0; p < cw.positions; ++p) {
-        float* row = buf.data() + filled * gram.k;
-        const int64_t* off = cw.offset.data() + p * cw.taps;
-        for (int64_t c = 0; c < per_group; ++c) {
-          const float* plane = px + (n * channels + grp * per_group + c) * cw.in_spatial;
-          for (int64_t t = 0; t < cw.taps; ++t)
-            row[c * cw.taps + t] = off[t] < 0 ? 0 : plane[off[t]];
-        }
-        if (++filled == kBlockRows) add_rows(buf.data(), filled, gram, grp), filled = 0;
+        gather(x, buf, filled, grp, n, p);
+        if (x2) gather(*x2, buf2, filled, grp, n, p);
+        if (++filled == kBlockRows) flush();
       }
-    if (filled > 0) add_rows(buf.data(), filled, gram, grp);
+    if (filled > 0) flush();
   }
 }
 
@@ -133,22 +159,30 @@ InputGram make_input_gram(const Graph& g, const QuantLayer& l) {
 }
 
 void accumulate_input_gram(const Graph& g, const QuantLayer& l, const Tensor& x, InputGram& gram) {
-  const Node& node = g.nodes[l.node];
-  check(x.dtype() == DType::f32, node.label(), "input is not float");
   const double before = gram.rows;
-  if (l.op_type == "Conv") {
-    accumulate_conv(node, x, g.constant(l.weight).shape(), gram);
-  } else {
-    check(x.rank() >= 1 && x.dim(x.rank() - 1) == gram.k, node.label(),
-          "input of shape " + shape_str(x.shape()) + " does not match the weight");
-    const int64_t rows = x.numel() / gram.k;
-    constexpr int64_t kBlockRows = 4096;
-    for (int64_t r = 0; r < rows; r += kBlockRows)
-      add_rows(x.data<float>() + r * gram.k, std::min(kBlockRows, rows - r), gram, 0);
-  }
+  for_each_row_block(
+      g, l, x, nullptr, gram,
+      [&](int64_t grp, const float* a, const float*, int64_t n) { add_rows(a, n, gram, grp); });
   // Per group the rows are the same windows: count them once.
   gram.rows = before + (gram.rows - before) / static_cast<double>(gram.groups);
   mirror(gram);
+}
+
+void accumulate_cross_gram(const Graph& g, const QuantLayer& l, const Tensor& x, const Tensor& y,
+                           InputGram& xx, InputGram& xy) {
+  const double before = xx.rows;
+  const int64_t k = xx.k;
+  for_each_row_block(g, l, x, &y, xx, [&](int64_t grp, const float* a, const float* b, int64_t n) {
+    add_rows(a, n, xx, grp);
+    Eigen::Map<const RowMatrix> A(a, n, k), B(b, n, k);
+    const Eigen::MatrixXf block = A.transpose() * B;
+    double* h = xy.h.data() + grp * k * k;
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < k; ++j) h[i * k + j] += block(i, j);
+  });
+  xx.rows = before + (xx.rows - before) / static_cast<double>(xx.groups);
+  xy.rows = xx.rows;
+  mirror(xx);
 }
 
 }  // namespace mixq

@@ -27,5 +27,9 @@ using InputGrams = std::map<std::string, InputGram>;
 InputGram make_input_gram(const Graph& g, const QuantLayer& l);
 // Adds the rows of one batch of the layer's data input x (channels-first, as ONNX has it).
 void accumulate_input_gram(const Graph& g, const QuantLayer& l, const Tensor& x, InputGram& gram);
+// The same for the layer's input x in one model and y in another, on the same samples: adds
+// X^T X to xx and X^T Y to xy (not symmetric; both shaped by make_input_gram).
+void accumulate_cross_gram(const Graph& g, const QuantLayer& l, const Tensor& x, const Tensor& y,
+                           InputGram& xx, InputGram& xy);
 
 }  // namespace mixq

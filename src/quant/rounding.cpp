@@ -4,22 +4,38 @@
 
 #include "base/error.h"
 #include "base/hash.h"
+#include "data/parallel.h"
+#include "quant/apply.h"
 #include "quant/layers.h"
+#include "quant/weight_groups.h"
 
 namespace mixq {
 
 namespace {
-constexpr Rounding kRoundings[] = {Rounding::nearest, Rounding::gptq};
+constexpr Rounding kRoundings[] = {Rounding::nearest, Rounding::gptq, Rounding::adaround};
 }
 
 const char* rounding_name(Rounding r) {
-  return r == Rounding::gptq ? "gptq" : "nearest";
+  switch (r) {
+    case Rounding::gptq:
+      return "gptq";
+    case Rounding::adaround:
+      return "adaround";
+    default:
+      return "nearest";
+  }
 }
 
 std::string rounding_names() {
   std::string s;
   for (Rounding r : kRoundings) s += (s.empty() ? "" : ", ") + std::string(rounding_name(r));
   return s;
+}
+
+std::vector<std::string> rounding_choices() {
+  std::vector<std::string> v;
+  for (Rounding r : kRoundings) v.push_back(rounding_name(r));
+  return v;
 }
 
 Rounding parse_rounding(const std::string& text, const std::string& where) {
@@ -72,13 +88,16 @@ Tensor round_weight(const Tensor& w, const std::vector<RowQuant>& rows, int row_
     h.add(static_cast<uint64_t>(q.scheme))
         .add(static_cast<uint64_t>(q.bits))
         .add(&q.scale, sizeof q.scale);
+  h.add(static_cast<uint64_t>(r.method));
   const std::string key = layer + "/" + h.hex();
   if (r.cache) {
     std::lock_guard<std::mutex> lock(r.cache->mutex);
     auto it = r.cache->weights.find(key);
     if (it != r.cache->weights.end()) return it->second;
   }
-  Tensor q = gptq_quantize_weight(w, rows, row_axis, *gram, r.gptq);
+  Tensor q = r.method == Rounding::adaround
+                 ? learned_quantize_weight(w, rows, row_axis, *gram, r.gptq, r.learned)
+                 : gptq_quantize_weight(w, rows, row_axis, *gram, r.gptq);
   if (r.cache) {
     std::lock_guard<std::mutex> lock(r.cache->mutex);
     r.cache->weights.emplace(key, q);
@@ -93,15 +112,104 @@ Graph round_weights(const Graph& g, const QuantConfig& cfg, const WeightRounding
   for (const Node& n : g.nodes)
     for (int v : n.inputs)
       if (v >= 0) ++uses[v];
+  std::vector<QuantLayer> layers;
+  std::vector<const LayerConfig*> configs;
   for (const QuantLayer& l : find_quant_layers(g)) {
     const LayerConfig* lc = cfg.find(l.name);
     if (lc == nullptr || lc->rows.empty()) continue;
-    Tensor q = round_weight(g.constant(l.weight), lc->rows, l.row_axis, r, l.name);
+    layers.push_back(l);
+    configs.push_back(lc);
+  }
+  // Layers round independently: learned rounding takes seconds per wide layer.
+  std::vector<Tensor> rounded(layers.size());
+  parallel_for_samples(layers.size(), [&](size_t i) {
+    const QuantLayer& l = layers[i];
+    rounded[i] = round_weight(g.constant(l.weight), configs[i]->rows, l.row_axis, r, l.name);
+  });
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const QuantLayer& l = layers[i];
     if (uses[l.weight] == 1) {
-      out.values[l.weight].constant = std::move(q);
+      out.values[l.weight].constant = std::move(rounded[i]);
     } else {  // a weight shared with another node keeps its float value there
-      out.nodes[l.node].inputs[1] = out.add_constant(l.name + "/rounded_weight", std::move(q));
+      out.nodes[l.node].inputs[1] =
+          out.add_constant(l.name + "/rounded_weight", std::move(rounded[i]));
     }
+  }
+  return out;
+}
+
+namespace {
+
+// The weight that best answers quantized inputs: per group, W + (H_qq^-1 (H_qf - H_qq) W^T)^T,
+// H_qq damped as compensated rounding damps it. Equal to W when the inputs are the same.
+Tensor retarget_weight(const Tensor& w, int row_axis, const InputGram& qq, const InputGram& qf,
+                       double damp) {
+  Tensor out = w.clone();
+  const int64_t k = qq.k;
+  for (int64_t grp = 0; grp < qq.groups; ++grp) {
+    Eigen::MatrixXd h = Eigen::Map<const Eigen::MatrixXd>(qq.group(grp), k, k);
+    const Eigen::MatrixXd shift = Eigen::Map<const Eigen::MatrixXd>(qf.group(grp), k, k) - h;
+    for (int64_t j = 0; j < k; ++j)
+      if (!(h(j, j) > 0)) h.row(j).setZero(), h.col(j).setZero(), h(j, j) = 1;
+    h.diagonal().array() += damp * h.diagonal().mean();
+    // The grams are stored row-major; H_qq is symmetric, the cross gram is read transposed.
+    const Eigen::MatrixXd W = group_rows<double>(w, row_axis, qq, grp);
+    const Eigen::LLT<Eigen::MatrixXd> llt(h);
+    check(llt.info() == Eigen::Success, "rounding", "input gram is not positive definite");
+    const Eigen::MatrixXd moved = W + llt.solve(shift.transpose() * W.transpose()).transpose();
+    store_rows(moved, row_axis, qq, grp, out);
+  }
+  return out;
+}
+
+}  // namespace
+
+Graph round_weights_sequential(const Graph& g, const QuantConfig& cfg, const WeightRounding& r,
+                               const Dataset& data, ObserveOptions o) {
+  if (r.method == Rounding::nearest) return g;
+  o.samples = std::min({o.samples, kGramSamples, data.size()});
+  const auto progress = std::move(o.progress);
+  o.progress = nullptr;
+  std::vector<QuantLayer> layers;
+  for (const QuantLayer& l : find_quant_layers(g)) {
+    const LayerConfig* lc = cfg.find(l.name);
+    if (lc != nullptr && !lc->rows.empty()) layers.push_back(l);
+  }
+  Graph out = g;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const QuantLayer& l = layers[i];
+    const LayerConfig* lc = cfg.find(l.name);
+    // The float layer's inputs, then the same samples through the model rounded so far.
+    std::vector<Tensor> float_inputs;
+    for_each_calibration_batch(g, data, o, [&](const std::vector<Tensor>& env, size_t) {
+      float_inputs.push_back(env[l.data_input].clone());
+    });
+    const Graph q = apply_quant(out, cfg);
+    const auto q_layers = find_quant_layers(q);
+    const auto ql = std::find_if(q_layers.begin(), q_layers.end(),
+                                 [&](const QuantLayer& x) { return x.name == l.name; });
+    check(ql != q_layers.end(), l.name, "layer lost by quantization");
+    InputGram qq = make_input_gram(q, *ql), qf = qq;
+    size_t batch = 0;
+    for_each_calibration_batch(q, data, o, [&](const std::vector<Tensor>& env, size_t) {
+      check(batch < float_inputs.size(), l.name, "calibration batches differ between passes");
+      accumulate_cross_gram(q, *ql, env[ql->data_input], float_inputs[batch++], qq, qf);
+    });
+    WeightRounding layer_r = r;
+    layer_r.grams = std::make_shared<const InputGrams>(InputGrams{{l.name, qq}});
+    layer_r.cache = nullptr;
+    const Tensor target = retarget_weight(g.constant(l.weight), l.row_axis, qq, qf, r.gptq.damp);
+    Tensor rounded = round_weight(target, lc->rows, l.row_axis, layer_r, l.name);
+    if (out.nodes[l.node].inputs[1] == l.weight &&
+        std::count_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) {
+          return std::count(n.inputs.begin(), n.inputs.end(), l.weight) > 0;
+        }) == 1) {
+      out.values[l.weight].constant = std::move(rounded);
+    } else {  // a weight shared with another node keeps its float value there
+      out.nodes[l.node].inputs[1] =
+          out.add_constant(l.name + "/rounded_weight", std::move(rounded));
+    }
+    if (progress) progress(i + 1, layers.size());
   }
   return out;
 }
