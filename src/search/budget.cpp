@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -94,36 +95,72 @@ LinearBudget linearize(const Budget& b, const Graph& g, const SearchSpace& space
   lb.costs.resize(L * C);
   std::vector<bool> searched(space.all.size(), false);
   for (int i : space.searched) searched[i] = true;
+  // Layer i's cost at a candidate, and what it costs fixed (a fix, else the edge bits).
+  std::function<double(size_t, const CandidateSpec&)> cost;
+  std::function<double(size_t)> float_cost;
+  auto fixed_cost = [&](size_t i) {
+    const LayerFix& f = space.fix(i);
+    if (f.kind == LayerFix::Kind::keep_float) return float_cost(i);
+    if (f.kind == LayerFix::Kind::pin) return cost(i, f.candidate);
+    return cost(i, CandidateSpec{"", space.edge_bits, Scheme::fixed});
+  };
+  // Searched layers: a fixed one costs the same at every candidate, so the choice is free.
+  auto fill_searched = [&] {
+    for (size_t s = 0; s < L; ++s) {
+      const size_t i = space.searched[s];
+      for (size_t c = 0; c < C; ++c)
+        lb.costs[s * C + c] = space.fixed(i) ? fixed_cost(i) : cost(i, space.candidates[c]);
+    }
+  };
+  double fixed = 0;  // what the layers outside the search use
+  auto sum_fixed = [&] {
+    for (size_t i = 0; i < space.all.size(); ++i)
+      if (!searched[i]) fixed += fixed_cost(i);
+  };
+  auto weight_bits = [&](size_t i, const CandidateSpec& c) {
+    return static_cast<double>(space.all[i].weight_count) * candidate_bits(c, space.all[i].rows);
+  };
   switch (b.kind) {
-    case Budget::Kind::avg_bits:
+    case Budget::Kind::avg_bits: {
+      // Over the free searched layers only: pinned and float layers are left out of the average
+      // as the edge layers are.
+      double free = 0;
+      for (const QuantLayer& l : space.free_layers()) free += static_cast<double>(l.weight_count);
+      // Named by a rule that fixed a searched layer: the rules left no layer to average over.
+      if (free == 0)
+        throw Error(space.fix(space.searched.back()).rule,
+                    "every searched layer is now pinned or kept float: budget '" + b.text +
+                        "' has no layer left to average bits over");
       for (size_t s = 0; s < L; ++s)
-        for (size_t c = 0; c < C; ++c) lb.costs[s * C + c] = space.size_bits(s, c);
-      lb.bound = b.value * space.searched_weights();
-      lb.per_unit = space.searched_weights();
+        for (size_t c = 0; c < C; ++c)
+          lb.costs[s * C + c] = space.fixed(space.searched[s]) ? 0 : space.size_bits(s, c);
+      lb.bound = b.value * free;
+      lb.per_unit = free;
       break;
+    }
     case Budget::Kind::bytes: {
-      double fixed_bits = 0;
+      cost = weight_bits;
+      float_cost = [&](size_t i) { return 32.0 * space.all[i].weight_count; };
       std::vector<bool> is_weight(g.values.size(), false);
-      for (size_t i = 0; i < space.all.size(); ++i) {
-        is_weight[space.all[i].weight] = true;
-        if (!searched[i]) fixed_bits += space.all[i].weight_count * double(space.edge_bits);
-      }
+      for (const QuantLayer& l : space.all) is_weight[l.weight] = true;
       for (size_t v = 0; v < g.values.size(); ++v)
         if (!is_weight[v] && g.values[v].constant && g.values[v].constant->dtype() == DType::f32)
-          fixed_bits += 32.0 * g.values[v].constant->numel();
-      for (size_t s = 0; s < L; ++s)
-        for (size_t c = 0; c < C; ++c) lb.costs[s * C + c] = space.size_bits(s, c);
-      lb.bound = b.value * 8 - fixed_bits;
+          fixed += 32.0 * g.values[v].constant->numel();
+      sum_fixed();
+      fill_searched();
+      lb.bound = b.value * 8 - fixed;
       lb.per_unit = 8;
       break;
     }
     case Budget::Kind::bops: {
-      double fixed = 0;
-      for (size_t i = 0; i < space.all.size(); ++i)
-        if (!searched[i])
-          fixed += double(space.macs[i]) * space.edge_bits * std::max(space.abits, space.edge_bits);
-      for (size_t s = 0; s < L; ++s)
-        for (size_t c = 0; c < C; ++c) lb.costs[s * C + c] = space.bops(s, c);
+      // Searched layers' inputs at abits, the others' at least at the edge bits; float: 32 x 32.
+      cost = [&](size_t i, const CandidateSpec& c) {
+        const int a = searched[i] ? space.abits : std::max(space.abits, space.edge_bits);
+        return double(space.macs[i]) * candidate_bits(c, space.all[i].rows) * a;
+      };
+      float_cost = [&](size_t i) { return double(space.macs[i]) * 32.0 * 32.0; };
+      sum_fixed();
+      fill_searched();
       lb.bound = b.value - fixed;
       break;
     }
@@ -137,21 +174,18 @@ LinearBudget linearize(const Budget& b, const Graph& g, const SearchSpace& space
         check(it != shapes.end(), b.text, "no FPGA shape for layer '" + l.name + "'");
         return it->second;
       };
-      double fixed = 0;
-      for (size_t i = 0; i < space.all.size(); ++i)
-        if (!searched[i])
-          fixed += hw::candidate_cycles(design, shape(space.all[i]), space.edge_bits, 0, 0);
-      for (size_t s = 0; s < L; ++s) {
-        const QuantLayer& l = space.all[space.searched[s]];
-        for (size_t c = 0; c < C; ++c) {
-          const CandidateSpec& cs = space.candidates[c];
-          lb.costs[s * C + c] =
-              hw::candidate_cycles(design, shape(l), cs.bits, candidate_shift_share(cs, l.rows),
-                                   candidate_high_share(cs, l.rows)) /
-              cycles_per_ms;
-        }
-      }
-      lb.bound = b.value - fixed / cycles_per_ms;
+      cost = [&](size_t i, const CandidateSpec& cs) {
+        const QuantLayer& l = space.all[i];
+        return hw::candidate_cycles(design, shape(l), cs.bits, candidate_shift_share(cs, l.rows),
+                                    candidate_high_share(cs, l.rows)) /
+               cycles_per_ms;
+      };
+      // The FPGA has no float datapath: a float layer is costed as 8-bit fixed, as mixq hw
+      // costs a config's float layers.
+      float_cost = [&](size_t i) { return cost(i, CandidateSpec{"", 8, Scheme::fixed}); };
+      sum_fixed();
+      fill_searched();
+      lb.bound = b.value - fixed;
       break;
     }
   }

@@ -1,5 +1,6 @@
 // Budgets an allocation must meet, parsed from the command line:
-//   3.0bits     average weight bits over the searched layers
+//   3.0bits     average weight bits over the searched layers (pinned and float layers left out,
+//               as the edge layers are)
 //   2MB, 512KB  weight storage of the whole model (searched layers + fixed layers + float rest)
 //   1.2GBOPs    bit operations per sample of the whole model (MACs x b_w x b_a)
 //   5ms@XC7Z020 latency of one sample on that FPGA (src/hw: the device's balanced 4-bit MSQ
@@ -32,6 +33,8 @@ hw::Design latency_design(const hw::Device& device);
 
 // The budget as a linear constraint over the searched layers' candidates: per-variable costs
 // (layer-major, candidate-minor) and the bound, after subtracting what the fixed part uses.
+// A pinned or float layer (SearchSpace::fixes) costs the same at every candidate: float weights
+// at 32 bits, float layers at 32 x 32 BOPs, and on the FPGA as 8-bit fixed (as mixq hw).
 struct LinearBudget {
   std::vector<double> costs;
   double bound = 0;

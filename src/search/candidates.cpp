@@ -102,6 +102,18 @@ double SearchSpace::bops(size_t s, size_t c) const {
   return static_cast<double>(macs[searched[s]]) * candidate_bits(candidates[c], l.rows) * abits;
 }
 
+const LayerFix& SearchSpace::fix(size_t i) const {
+  static const LayerFix none;
+  return fixes.empty() ? none : fixes.at(i);
+}
+
+std::vector<QuantLayer> SearchSpace::free_layers() const {
+  std::vector<QuantLayer> out;
+  for (int i : searched)
+    if (!fixed(i)) out.push_back(all[i]);
+  return out;
+}
+
 double SearchSpace::searched_weights() const {
   double n = 0;
   for (int i : searched) n += static_cast<double>(all[i].weight_count);
@@ -175,9 +187,19 @@ QuantConfig assignment_config(const Graph& g, const SearchSpace& space,
       check(it != inputs->end(), "allocation", "no activation quantizer for '" + l.name + "'");
       lc.input = it->second;
     }
+    apply_fix(g, l, space.fix(i), lc);
     cfg.layers.push_back(std::move(lc));
   }
   return cfg;
+}
+
+void apply_fix(const Graph& g, const QuantLayer& l, const LayerFix& f, LayerConfig& lc) {
+  if (f.kind == LayerFix::Kind::keep_float) {
+    lc.rows.clear();
+    lc.input.reset();
+  } else if (f.kind == LayerFix::Kind::pin) {
+    lc.rows = candidate_rows(g.constant(l.weight), f.candidate, l.row_axis);
+  }
 }
 
 SearchSpace search_space_from_header(const Graph& g, const nlohmann::json& header,

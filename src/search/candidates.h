@@ -36,14 +36,29 @@ std::vector<CandidateSpec> parse_candidates(const std::string& text, const std::
 // The candidates' names, comma-separated (what parse_candidates reads back).
 std::string candidate_names(const std::vector<CandidateSpec>& candidates);
 
+// What the user fixed of one layer (search/layer_rules.h): nothing, float weights and input, or
+// one candidate. A fixed layer in the search is still measured, but no allocator chooses for
+// it, and its cost is the same at every candidate in every budget.
+struct LayerFix {
+  enum class Kind { none, keep_float, pin };
+  Kind kind = Kind::none;
+  CandidateSpec candidate;  // pin
+  std::string rule;         // the flag and text that fixed it, for messages
+};
+
 // The layers a search covers: every quantizable layer except (by default) the first and last.
 struct SearchSpace {
   std::vector<QuantLayer> all;  // every quantizable layer of the model
   std::vector<int> searched;    // indices into `all`
   std::vector<CandidateSpec> candidates;
-  std::vector<int64_t> macs;  // per layer of `all`, per sample
-  int abits = 8;              // activation bits of every layer (for BOPs)
-  int edge_bits = 8;          // bits of the layers left out of the search
+  std::vector<int64_t> macs;    // per layer of `all`, per sample
+  int abits = 8;                // activation bits of every layer (for BOPs)
+  int edge_bits = 8;            // bits of the layers left out of the search
+  std::vector<LayerFix> fixes;  // per layer of `all`, or empty: none fixed
+
+  // The fix of layer i of `all`.
+  const LayerFix& fix(size_t i) const;
+  bool fixed(size_t i) const { return fix(i).kind != LayerFix::Kind::none; }
 
   size_t num_searched() const { return searched.size(); }
   size_t num_candidates() const { return candidates.size(); }
@@ -53,6 +68,8 @@ struct SearchSpace {
   double bops(size_t s, size_t c) const;
   // Total weight count of the searched layers.
   double searched_weights() const;
+  // The searched layers that no fix holds: the layers a bits budget averages over.
+  std::vector<QuantLayer> free_layers() const;
 };
 
 SearchSpace make_search_space(const Graph& g, std::vector<CandidateSpec> candidates,
@@ -68,9 +85,13 @@ InputQuants input_quants_from_json(const nlohmann::json& j, const std::string& w
 
 // The config of an assignment: searched layer s gets candidate choice[s] (per-row MSE scales;
 // -1 leaves its weights float), other layers `edge_bits` fixed; inputs quantized as given
-// (float when inputs is null).
+// (float when inputs is null); then the space's fixes (apply_fix).
 QuantConfig assignment_config(const Graph& g, const SearchSpace& space,
                               const std::vector<int>& choice, const InputQuants* inputs);
+
+// A fix on one layer's config: keep_float drops its weight and input quantizers, pin sets its
+// weights to the candidate (per-row MSE scales) and keeps its input quantizer.
+void apply_fix(const Graph& g, const QuantLayer& l, const LayerFix& f, LayerConfig& lc);
 
 // Rebuilds the search space recorded in a sensitivity file's header for this model.
 SearchSpace search_space_from_header(const Graph& g, const nlohmann::json& header,

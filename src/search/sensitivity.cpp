@@ -27,6 +27,8 @@ using clock_type = std::chrono::steady_clock;
 // Base config: activation quantization everywhere, searched layers' weights float, the other
 // layers' weights at the edge bits.
 QuantConfig base_config(const Graph& g, const SearchSpace& space, const InputQuants& inputs) {
+  // The measurement does not depend on --pin / --keep-float: one file serves any of them.
+  check(space.fixes.empty(), "sensitivity", "measured on a space with fixed layers");
   return assignment_config(g, space, std::vector<int>(space.num_searched(), -1), &inputs);
 }
 

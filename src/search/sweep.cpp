@@ -45,8 +45,7 @@ std::vector<SweepRow> sweep(const AllocInputs& in, const std::vector<Budget>& bu
   const Graph& g = *in.graph;
   const SearchSpace& space = *in.space;
   std::vector<SweepRow> rows;
-  std::vector<QuantLayer> searched;
-  for (int i : space.searched) searched.push_back(space.all[i]);
+  const std::vector<QuantLayer> searched = space.free_layers();  // what a bits budget averages
   for (const Budget& b : budgets)
     for (AllocMethod m : methods) {
       SweepRow row;

@@ -32,7 +32,7 @@ struct SweepRow {
   AllocMethod method = AllocMethod::clado;
   Budget budget;
   Allocation allocation;
-  double avg_bits = 0;   // over the searched layers
+  double avg_bits = 0;   // over the searched layers not pinned or float
   double weight_kb = 0;  // the whole model's weights
   double measured = 0;   // loss increase on the sensitivity samples
   double test_top1 = 0;  // percent
