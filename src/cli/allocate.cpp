@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/file_io.h"
 #include "cli/commands.h"
+#include "cli/layer_args.h"
 #include "cli/validators.h"
 #include "onnx/import.h"
 #include "quant/apply.h"
@@ -19,6 +20,7 @@ namespace {
 struct AllocateArgs {
   std::string omega, budget, method = "clado", model, out;
   double time_limit = 60;
+  LayerRules layers;  // --keep-float, --pin
 };
 
 int run_allocate(const AllocateArgs& a) {
@@ -29,6 +31,7 @@ int run_allocate(const AllocateArgs& a) {
   check_no_overwrite(a.out, {{model, "model"}}, "-o");
   Graph g = load_onnx(model);
   SearchSpace space = search_space_from_header(g, d.header, a.omega);
+  set_layer_rules(space, a.layers);
   const AllocMethod method = parse_alloc_method(a.method, "--method");
   AllocInputs in{&g, &space, &d, nullptr};
   IqpOptions o;
@@ -46,14 +49,9 @@ int run_allocate(const AllocateArgs& a) {
                              cfg.layers[i].rows.empty() ? 32 : cfg.layers[i].rows[0].bits,
                              layers[i].weight_count);
   std::cout << fmt::format(
-      "method {}: average {:.3f} bits over searched layers, {:.1f} KB weights\n", al.method,
-      average_weight_bits(g, cfg,
-                          [&] {
-                            std::vector<QuantLayer> s;
-                            for (int i : space.searched) s.push_back(space.all[i]);
-                            return s;
-                          }()),
-      weight_bytes(g, cfg) / 1024);
+      "method {}: average {:.3f} bits over the searched layers not pinned or float, {:.1f} KB "
+      "weights\n",
+      al.method, average_weight_bits(g, cfg, space.free_layers()), weight_bytes(g, cfg) / 1024);
   if (!std::isnan(al.predicted))
     std::cout << fmt::format("predicted loss increase {:.5f}\n", al.predicted);
   if (method != AllocMethod::uniform && method != AllocMethod::greedy)
@@ -84,6 +82,7 @@ void add_allocate(CLI::App& app, Action& action) {
           "METHOD"));
   cmd->add_option("--model", a->model, "The model (default: the one the file names)")
       ->type_name(kFileType);
+  add_layer_options(cmd, a->layers);
   cmd->add_option("--time-limit", a->time_limit, "Solver time limit in seconds")
       ->check(CLI::Range(0.001, 1e6));
   cmd->add_option("-o,--output", a->out, "Config to write (JSON)")

@@ -8,6 +8,7 @@
 #include "base/file_io.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
+#include "cli/layer_args.h"
 #include "cli/quant_args.h"
 #include "cli/validators.h"
 #include "onnx/export.h"
@@ -22,6 +23,7 @@ struct CalibrateArgs {
   std::string model, out, model_out;
   DataArgs data;
   QuantArgs quant;
+  LayerRules layers;  // --keep-float, --pin
   int threads = 0;
 };
 
@@ -43,9 +45,11 @@ int run_calibrate(const CalibrateArgs& a) {
   UniformOptions uo = uniform_options(a.quant);
   auto data = open_data(a.data);
   Graph g = load_onnx(a.model);
+  resolve_layer_rules(find_quant_layers(g), a.layers);  // bad rules fail before any work
   ActivationStats stats;
   if (uo.abits > 0) stats = observe_activations(g, *data, observe_options(a.quant, a.data));
   QuantConfig cfg = uniform_config(g, uo.abits > 0 ? &stats : nullptr, uo);
+  apply_layer_rules(g, a.layers, cfg);
   cfg.info["calibration"] = {{"data", data->description()}, {"samples", stats.samples}};
   cfg.info["rounding"] = rounding_name(rounding);
   if (!a.model_out.empty()) {
@@ -72,6 +76,7 @@ void add_calibrate(CLI::App& app, Action& action) {
   cmd->add_option("model", a->model, "ONNX model file")->required()->type_name(kFileType);
   add_data_options(cmd, a->data, true, false);
   add_quant_options(cmd, a->quant);
+  add_layer_options(cmd, a->layers);
   cmd->add_option("-o,--output", a->out, "Config to write (JSON)")
       ->required()
       ->type_name(kFileType);

@@ -13,6 +13,7 @@
 #include "base/file_io.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
+#include "cli/layer_args.h"
 #include "cli/quant_args.h"
 #include "cli/sweep_lines.h"
 #include "cli/train_common.h"
@@ -44,6 +45,7 @@ struct QuantizeArgs {
   int64_t finetune = 0;  // epochs of quantization-aware fine-tuning (STE) on the calibration data
   DataArgs data;
   QuantArgs quant;
+  LayerRules layers;  // --keep-float, --pin
   int threads = 0;
 };
 
@@ -60,9 +62,9 @@ const char* const kDefaultModel = "models/fmnist_default.onnx";
 // CLADO: sensitivities on the calibration data (checkpointed in the output folder, so an
 // interrupted run resumes) and the exact IQP under the budget.
 QuantConfig clado_config(const QuantizeArgs& a, const Target& t, const Graph& g,
-                         const SearchSpace& space, const ActivationStats& stats,
-                         const Dataset& calib, const WeightRounding& rounding, SensitivityData& d,
-                         Allocation& al) {
+                         const SearchSpace& space, const SearchSpace& fixed,
+                         const ActivationStats& stats, const Dataset& calib,
+                         const WeightRounding& rounding, SensitivityData& d, Allocation& al) {
   SensitivityOptions so;
   so.rounding = rounding;
   so.samples = a.samples;
@@ -75,7 +77,8 @@ QuantConfig clado_config(const QuantizeArgs& a, const Target& t, const Graph& g,
   d = measure_sensitivity(g, space, stats, calib, so);
   std::cout << fmt::format("sensitivities: {} layers x {} candidates, {} evaluations, {:.1f} s\n",
                            d.layers, d.candidates, d.evaluations, d.seconds);
-  const AllocInputs in{&g, &space, &d, nullptr};
+  // The allocation honours --pin / --keep-float; the measurement does not depend on them.
+  const AllocInputs in{&g, &fixed, &d, nullptr};
   const std::string budget = budgets_text(t.budgets);
   al = allocate(in, AllocMethod::clado, t.budgets);
   check(al.feasible, "--budget", "no assignment of the candidates meets '" + budget + "'");
@@ -218,10 +221,14 @@ int run_quantize(QuantizeArgs a) {
   if (!a.data.spec.empty()) test = open_data(a.data);
   if (a.finetune > 0) require_labels(*calib, "--finetune");
   Graph g = load_onnx(a.model);
-  SearchSpace space;
+  // Bad --keep-float / --pin fail here, before any output exists.
+  resolve_layer_rules(find_quant_layers(g), a.layers);
+  SearchSpace space, fixed;
   if (!target.empty()) {  // a budget no assignment meets fails before any measurement
     space = make_search_space(g, target.candidates, false, uo.abits);
-    for (const Budget& b : target.budgets) check_budget_feasible(b, g, space, "--budget");
+    fixed = space;
+    set_layer_rules(fixed, a.layers);
+    for (const Budget& b : target.budgets) check_budget_feasible(b, g, fixed, "--budget");
   }
   std::filesystem::create_directories(a.out);
   ActivationStats stats;
@@ -232,16 +239,20 @@ int run_quantize(QuantizeArgs a) {
   if (!target.empty()) rounding = weight_rounding(a.quant, a.data, g, *calib);
   SensitivityData sens;
   Allocation al;
-  QuantConfig cfg = target.empty()
-                        ? uniform_config(g, uo.abits > 0 ? &stats : nullptr, uo)
-                        : clado_config(a, target, g, space, stats, *calib, rounding, sens, al);
+  QuantConfig cfg;
+  if (target.empty()) {
+    cfg = uniform_config(g, uo.abits > 0 ? &stats : nullptr, uo);
+    apply_layer_rules(g, a.layers, cfg);
+  } else {
+    cfg = clado_config(a, target, g, space, fixed, stats, *calib, rounding, sens, al);
+  }
   cfg.info["calibration"] = {{"data", calib->description()}, {"samples", stats.samples}};
   cfg.info["rounding"] = a.quant.rounding;
   // The curves compare allocators on the measured model, before any fine-tuning.
   nlohmann::json sweep;
   if (!target.empty() && test && a.curves) {
     if (calib->labelled() && test->labelled())
-      sweep = curves(a, g, space, sens, *calib, *test, rounding);
+      sweep = curves(a, g, fixed, sens, *calib, *test, rounding);
     else
       std::cout << "accuracy-vs-size curves skipped: they need labelled --calib-data and --data\n";
   }
@@ -343,6 +354,7 @@ void add_quantize(CLI::App& app, Action& action) {
   // below it keeps most of what nearest rounding loses (README, quantization results).
   a->quant.rounding = rounding_name(Rounding::gptq);
   add_quant_options(cmd, a->quant);
+  add_layer_options(cmd, a->layers);
   cmd->add_option("-o,--out", a->out, "Output folder")->type_name(kDirType);
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 1024));

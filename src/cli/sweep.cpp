@@ -13,6 +13,7 @@
 #include "base/file_io.h"
 #include "cli/commands.h"
 #include "cli/data_args.h"
+#include "cli/layer_args.h"
 #include "cli/sweep_lines.h"
 #include "cli/validators.h"
 #include "data/batch_iterator.h"
@@ -39,6 +40,7 @@ struct SweepArgs {
   double time_limit = 60;
   int threads = 0;
   uint64_t seed = 0;
+  LayerRules layers;  // --keep-float, --pin
 };
 
 std::vector<AllocMethod> parse_methods(const std::string& text) {
@@ -78,6 +80,7 @@ int run_sweep(const SweepArgs& a) {
   require_labels(*test, "sweep (accuracy per allocation)");
   Graph g = load_onnx(model);
   SearchSpace space = search_space_from_header(g, d.header, a.omega);
+  set_layer_rules(space, a.layers);
   const auto subset = random_subset(sens->size(), d.header.value("samples", size_t{0}),
                                     d.header.value("seed", 0ull));
   check(subset.size() == d.samples, a.omega, "--sens-data has fewer samples than the file used");
@@ -128,12 +131,20 @@ int run_sweep(const SweepArgs& a) {
     const bool tty = stderr_is_tty();
     for (size_t k = 0; k < a.random; ++k) {
       std::vector<int> choice(space.num_searched());
-      for (int& c : choice) c = static_cast<int>(rng() % C);
+      for (size_t s = 0; s < choice.size(); ++s) {
+        choice[s] = static_cast<int>(rng() % C);
+        const LayerFix& f = space.fix(space.searched[s]);  // fixed layers as fixed
+        if (f.kind == LayerFix::Kind::keep_float) choice[s] = -1;
+        for (size_t c = 0; c < C && f.kind == LayerFix::Kind::pin; ++c)
+          if (space.candidates[c].name == f.candidate.name) choice[s] = static_cast<int>(c);
+      }
       double pf = 0, pd = 0;
       for (size_t s = 0; s < choice.size(); ++s) {
+        if (choice[s] < 0) continue;  // float: unperturbed
         const size_t x = s * C + choice[s];
         pd += om(x, x);
-        for (size_t t = 0; t < choice.size(); ++t) pf += om(x, t * C + choice[t]);
+        for (size_t t = 0; t < choice.size(); ++t)
+          if (choice[t] >= 0) pf += om(x, t * C + choice[t]);
       }
       const InputQuants inputs =
           input_quants_from_json(d.header.value("activations", nlohmann::json()), a.omega);
@@ -182,6 +193,7 @@ void add_sweep(CLI::App& app, Action& action) {
       ->required()
       ->type_name(kSpecType);
   add_data_options(cmd, a->data);
+  add_layer_options(cmd, a->layers);
   cmd->add_option("--random", a->random, "Random assignments for the rank correlation");
   cmd->add_option("--seed", a->seed, "Seed of the random assignments and Hessian probes");
   cmd->add_option("--hawq-samples", a->hawq_samples,
