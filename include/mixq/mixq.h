@@ -122,8 +122,8 @@ Sensitivities measure_sensitivities(const Model& model, const Calibration& calib
                                     const Data& data, const SensitivityOptions& options = {});
 
 struct LayerChoice {
-  std::string layer, candidate;
-  double bits = 0;  // average bits per weight of the layer
+  std::string layer, candidate;  // candidate "float": kept float
+  double bits = 0;               // average bits per weight of the layer (32: float)
 };
 
 // How much of one budget an allocation uses.
@@ -135,6 +135,7 @@ struct BudgetUse {
 class Allocation {
  public:
   std::string method() const;
+  // The searched layers and the layers the options fixed, in graph order.
   std::vector<LayerChoice> layers() const;
   std::vector<BudgetUse> budgets() const;
   double predicted_loss_increase() const;
@@ -148,6 +149,19 @@ class Allocation {
 // size, BOPs or latency budget covers the whole model, the layers kept at 8 bits included.
 Allocation allocate(const Sensitivities& sensitivities, const std::string& budgets,
                     const std::string& method = "clado");
+
+// Per-layer control (the command line's --keep-float and --pin). Each regex is ECMAScript and is
+// searched in the layer name ("conv1" also finds "block.conv1"; "^conv1$" is one name); one
+// that finds no layer, or a layer both kept float and pinned or pinned twice differently, is an
+// Error. Fixed layers are not searched; a bits budget averages over the searched layers left
+// free, the other budgets count the fixed layers at what they are fixed to (docs/layer-control.md).
+struct AllocateOptions {
+  std::string method = "clado";
+  std::vector<std::string> keep_float;  // layers left float: weights and input
+  std::vector<std::string> pins;        // "REGEX=CANDIDATE", one of the measured candidates
+};
+Allocation allocate(const Sensitivities& sensitivities, const std::string& budgets,
+                    const AllocateOptions& options);
 
 // One row of a quantized model's per-layer table.
 struct QuantizedLayer {

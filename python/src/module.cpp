@@ -173,8 +173,20 @@ void bind_steps(py::module_& m) {
           out.append(py::dict("budget"_a = u.budget, "used"_a = u.used, "limit"_a = u.limit));
         return out;
       });
-  m.def("allocate", &api::allocate, "sensitivities"_a, "budgets"_a, "method"_a = "clado",
-        py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "allocate",
+      [](const api::Sensitivities& s, const std::string& budgets, const std::string& method,
+         std::vector<std::string> keep_float, std::vector<std::string> pins) {
+        api::AllocateOptions o;
+        o.method = method;
+        o.keep_float = std::move(keep_float);
+        o.pins = std::move(pins);
+        return api::allocate(s, budgets, o);
+      },
+      "sensitivities"_a, "budgets"_a, "method"_a = "clado",
+      "keep_float"_a = std::vector<std::string>{}, "pins"_a = std::vector<std::string>{},
+      py::call_guard<py::gil_scoped_release>(),
+      "keep_float: regexes of layers left float; pins: 'REGEX=CANDIDATE' (docs/layer-control.md).");
 }
 
 void bind_quantized(py::module_& m) {

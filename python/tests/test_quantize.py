@@ -100,3 +100,15 @@ def test_values_from_another_model_do_not_mix(measured, model_path):
     other = mixq.Model.load(model_path)
     with pytest.raises(mixq.Error, match="allocation"):
         mixq.apply(other, calibration, mixq.allocate(sens, "4bits"))
+
+
+def test_allocate_keeps_float_and_pins(model, measured):
+    _, sens, _ = measured
+    first, last = sens.layers[0], model.layers[-1]["name"]
+    allocation = mixq.allocate(sens, "3bits", pins=[f"^{first}$=w8"], keep_float=[f"^{last}$"])
+    choices = {c["layer"]: c["candidate"] for c in allocation.layers()}
+    assert choices[first] == "w8" and choices[last] == "float"
+    (use,) = allocation.budgets()
+    assert use["used"] <= 3.0 + 1e-9
+    with pytest.raises(mixq.Error, match="pins 'nosuch=w4': matches no quantizable layer"):
+        mixq.allocate(sens, "3bits", pins=["nosuch=w4"])

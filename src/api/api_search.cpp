@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "mixq/mixq.h"
 #include "runtime/output_compare.h"
+#include "search/layer_rules.h"
 
 namespace mixq::api {
 
@@ -89,15 +90,23 @@ std::string Allocation::method() const {
 
 std::vector<LayerChoice> Allocation::layers() const {
   const Impl& a = get(*this, "allocation");
-  const SearchSpace& space = a.sensitivities->space;
+  const SearchSpace& space = a.space;
+  std::vector<int> of_layer(space.all.size(), -2);  // -2: neither searched nor fixed
+  for (size_t s = 0; s < space.num_searched(); ++s)
+    of_layer[space.searched[s]] = a.allocation.choice.empty() ? -3 : a.allocation.choice[s];
   std::vector<LayerChoice> out;
-  for (size_t s = 0; s < space.num_searched(); ++s) {
-    const QuantLayer& l = space.all[space.searched[s]];
-    if (a.allocation.choice.empty()) {  // uniform: one fixed-point width everywhere
+  for (size_t i = 0; i < space.all.size(); ++i) {
+    const QuantLayer& l = space.all[i];
+    const LayerFix& f = space.fix(i);
+    if (f.kind == LayerFix::Kind::keep_float || of_layer[i] == -1) {
+      out.push_back({l.name, "float", 32.0});
+    } else if (f.kind == LayerFix::Kind::pin) {
+      out.push_back({l.name, f.candidate.name, candidate_bits(f.candidate, l.rows)});
+    } else if (of_layer[i] == -3) {  // uniform: one fixed-point width everywhere
       const int b = a.allocation.uniform_bits;
       out.push_back({l.name, std::string("w").append(std::to_string(b)), static_cast<double>(b)});
-    } else {
-      const CandidateSpec& c = space.candidates[a.allocation.choice[s]];
+    } else if (of_layer[i] >= 0) {
+      const CandidateSpec& c = space.candidates[of_layer[i]];
       out.push_back({l.name, c.name, candidate_bits(c, l.rows)});
     }
   }
@@ -118,14 +127,28 @@ double Allocation::predicted_loss_increase() const {
 
 Allocation allocate(const Sensitivities& sensitivities, const std::string& budgets,
                     const std::string& method) {
+  AllocateOptions o;
+  o.method = method;
+  return allocate(sensitivities, budgets, o);
+}
+
+Allocation allocate(const Sensitivities& sensitivities, const std::string& budgets,
+                    const AllocateOptions& options) {
   const Sensitivities::Impl& s = get(sensitivities, "sensitivities");
   auto impl = std::make_shared<Allocation::Impl>();
   impl->sensitivities = sensitivities.impl;
+  impl->space = s.space;
+  LayerRules rules;
+  rules.keep_float = options.keep_float;
+  rules.pins = options.pins;
+  rules.keep_float_name = "keep_float";
+  rules.pin_name = "pins";
+  set_layer_rules(impl->space, rules);
+  const Graph& g = s.calibration->model->graph;
   impl->budgets = parse_budgets(budgets, "budgets");
-  for (const Budget& b : impl->budgets)
-    check_budget_feasible(b, s.calibration->model->graph, s.space, "budgets");
+  for (const Budget& b : impl->budgets) check_budget_feasible(b, g, impl->space, "budgets");
   impl->allocation =
-      mixq::allocate(s.inputs(), parse_alloc_method(method, "method"), impl->budgets);
+      mixq::allocate(impl->inputs(), parse_alloc_method(options.method, "method"), impl->budgets);
   check(impl->allocation.feasible, "budgets",
         "no assignment of the candidates meets '" + budgets + "'");
   Allocation a;
@@ -142,7 +165,7 @@ QuantizedModel apply(const Model& model, const Calibration& calibration,
         "allocation", "was measured on another model or calibration than the one applied");
   auto impl = std::make_shared<QuantizedModel::Impl>();
   impl->model = s.calibration->model;
-  impl->config = allocation_config(s.inputs(), a.allocation);
+  impl->config = allocation_config(a.inputs(), a.allocation);
   QuantizedModel q;
   q.impl = std::move(impl);
   return q;

@@ -38,8 +38,12 @@ struct Sensitivities::Impl {
 
 struct Allocation::Impl {
   std::shared_ptr<const Sensitivities::Impl> sensitivities;
+  SearchSpace space;  // the measured space with the options' fixed layers
   std::vector<Budget> budgets;
   mixq::Allocation allocation;
+  AllocInputs inputs() const {
+    return {&sensitivities->calibration->model->graph, &space, &sensitivities->data, nullptr};
+  }
 };
 
 struct QuantizedModel::Impl {

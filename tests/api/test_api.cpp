@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -136,6 +137,45 @@ TEST(Api, QuantizesUnderABudgetAndExportsWhatItMeasured) {
   EXPECT_DOUBLE_EQ(a.budgets()[0].limit, 4.0);
   EXPECT_LE(a.budgets()[0].used, 4.0 + 1e-9);
   EXPECT_TRUE(std::isfinite(a.predicted_loss_increase()));
+
+  // Per-layer control: the first searched layer pinned to w8, the last layer kept float; a bits
+  // budget averages over the searched layers left free.
+  api::AllocateOptions ao;
+  ao.pins = {"^" + s.layers()[0] + "$=w8"};
+  ao.keep_float = {"^" + model.layers().back().name + "$"};
+  const api::Allocation fixed = api::allocate(s, "3bits", ao);
+  const std::vector<api::LayerInfo> all_layers = model.layers();
+  double free_bits = 0, free_weights = 0;
+  for (const api::LayerChoice& c : fixed.layers()) {
+    const auto l = std::find_if(all_layers.begin(), all_layers.end(),
+                                [&](const api::LayerInfo& i) { return i.name == c.layer; });
+    ASSERT_NE(l, all_layers.end()) << c.layer;
+    if (c.layer == s.layers()[0]) {
+      EXPECT_EQ(c.candidate, "w8");
+    } else if (c.layer == all_layers.back().name) {
+      EXPECT_EQ(c.candidate, "float");
+      EXPECT_EQ(c.bits, 32);
+    } else {
+      free_bits += c.bits * l->weights;
+      free_weights += l->weights;
+    }
+  }
+  ASSERT_EQ(fixed.layers().size(), L + 1);  // the searched layers and the float last layer
+  EXPECT_NEAR(free_bits / free_weights, fixed.budgets()[0].used, 1e-9);
+  EXPECT_LE(fixed.budgets()[0].used, 3.0 + 1e-9);
+  EXPECT_NE(api::apply(model, cal, fixed).config_json().find("\"fixed_layers\""),
+            std::string::npos);
+  api::AllocateOptions bad;
+  bad.pins = {"nosuch=w4"};
+  EXPECT_NE(error_of([&] {
+              api::allocate(s, "3bits", bad);
+            }).find("pins 'nosuch=w4': matches no quantizable layer"),
+            std::string::npos);
+  bad.pins = {"conv=w4"};
+  bad.keep_float = {s.layers()[0]};
+  EXPECT_NE(
+      error_of([&] { api::allocate(s, "3bits", bad); }).find("is also kept float by keep_float"),
+      std::string::npos);
 
   const api::QuantizedModel q = api::apply(model, cal, a);
   // What the allocation says it uses is what its layer choices hold: a bits budget is the
