@@ -244,7 +244,8 @@ std::vector<HelpOption> help_options(const std::string& command) {
 // Every value-taking flag of every command, given a bad value, is refused while parsing: exit
 // 2 and one line naming the flag. New flags are covered as they appear in --help.
 TEST(CliGuarantees, EveryFlagRefusesBadValuesAsUsageErrors) {
-  const std::set<std::string> paths = {"FILE", "DIR", "SPEC", "NAME"};
+  // Free text: paths, specs, names, and regexes (any text that compiles; --keep-float).
+  const std::set<std::string> paths = {"FILE", "DIR", "SPEC", "NAME", "REGEX"};
   const std::set<std::string> numbers = {"INT", "UINT", "FLOAT"};
   size_t checked = 0;
   for (const char* command : {"inspect", "eval", "calibrate", "quantize", "sensitivity", "allocate",

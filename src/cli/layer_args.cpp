@@ -10,13 +10,15 @@ void add_layer_options(CLI::App* cmd, LayerRules& rules) {
                   "Layers whose name the ECMAScript regex finds (regex_search; '^fc$' for one "
                   "name) stay float: weights and input, not searched (repeatable)")
       ->allow_extra_args(false)
+      ->type_name("REGEX")
       ->check(parsed_by([](const std::string& s) { check_layer_rule(s, false, "--keep-float"); },
                         "REGEX"));
   cmd->add_option("--pin", rules.pins,
                   "REGEX=CANDIDATE: layers whose name the regex finds get that candidate (with "
                   "a search, one of the candidates), e.g. conv1=w8 (repeatable)")
       ->allow_extra_args(false)
-      ->check(parsed_by([](const std::string& s) { check_layer_rule(s, true, "--pin"); }, "PIN"));
+      ->check(parsed_by([](const std::string& s) { check_layer_rule(s, true, "--pin"); },
+                        "REGEX=CANDIDATE"));
 }
 
 }  // namespace mixq::cli
