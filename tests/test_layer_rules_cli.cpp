@@ -56,6 +56,7 @@ TEST(LayerRulesCli, QuantizeAndAllocateHonourPinsAndFloatLayersInTheBudget) {
       "--samples 64 --calib-samples 64 --limit 200 --no-curves --threads 2 -o " +
       out);
   ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("fixed    conv1 w8, conv3 w8, fc float\n"), std::string::npos) << r.out;
   const QuantConfig cfg = load_quant_config(out + "/quant.json");
   expect_bits(cfg, "conv1", 8);
   expect_bits(cfg, "conv3", 8);

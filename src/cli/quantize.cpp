@@ -282,6 +282,11 @@ int run_quantize(QuantizeArgs a) {
   std::cout << fmt::format("wrote {}, {} and {}\n", cfg_path, onnx_path, packed_path);
   std::cout << fmt::format("weights  {:.2f} bits on average, {:.1f} KB\n",
                            average_weight_bits(g, cfg, layers), weight_bytes(g, cfg) / 1024);
+  std::string fixed_layers;  // what --keep-float / --pin fixed
+  const nlohmann::json fixes = cfg.info.value("fixed_layers", nlohmann::json::object());
+  for (const auto& [name, what] : fixes.items())
+    fixed_layers += (fixed_layers.empty() ? "" : ", ") + name + " " + what.get<std::string>();
+  if (!fixed_layers.empty()) std::cout << "fixed    " << fixed_layers << "\n";
   ReportInputs report;
   report.title = "mixq quantize: " + a.model;
   report.model = a.model;
@@ -290,6 +295,7 @@ int run_quantize(QuantizeArgs a) {
   report.sweep = std::move(sweep);
   report.facts["average weight bits"] = fmt::format("{:.2f}", average_weight_bits(g, cfg, layers));
   report.facts["weights"] = fmt::format("{:.1f} KB", weight_bytes(g, cfg) / 1024);
+  if (!fixed_layers.empty()) report.facts["fixed layers"] = fixed_layers;
   report.hw = fpga_json(a, target, g, cfg);
   report.facts["weight rounding"] = a.quant.rounding;
   report.commands = {command_line()};
