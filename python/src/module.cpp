@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <type_traits>
 
 #include "bindings.h"
 
@@ -228,30 +229,25 @@ void bind_quantized(py::module_& m) {
   const char* eval_doc =
       "Runs the model on the data (limit: at most that many samples, 0: all); a dict of "
       "samples, labelled, and with labels top1, top5, loss.";
-  m.def(
-      "evaluate",
-      [](const api::QuantizedModel& q, py::handle data, size_t limit) {
-        const api::Data d = as_data(data);
-        api::Accuracy a;
-        {
-          py::gil_scoped_release release;
-          a = api::evaluate(q, d, limit);
-        }
-        return accuracy(a);
-      },
-      "model"_a, "data"_a, "limit"_a = 0, eval_doc);
-  m.def(
-      "evaluate",
-      [](const api::Model& model, py::handle data, size_t limit) {
-        const api::Data d = as_data(data);
-        api::Accuracy a;
-        {
-          py::gil_scoped_release release;
-          a = api::evaluate(model, d, limit);
-        }
-        return accuracy(a);
-      },
-      "model"_a, "data"_a, "limit"_a = 0, eval_doc);
+  // Models and quantized models evaluate alike: the data converted with the GIL held, the run
+  // without it.
+  auto def_evaluate = [&](auto model_tag) {
+    using M = typename decltype(model_tag)::type;
+    m.def(
+        "evaluate",
+        [](const M& model, py::handle data, size_t limit) {
+          const api::Data d = as_data(data);
+          api::Accuracy a;
+          {
+            py::gil_scoped_release release;
+            a = api::evaluate(model, d, limit);
+          }
+          return accuracy(a);
+        },
+        "model"_a, "data"_a, "limit"_a = 0, eval_doc);
+  };
+  def_evaluate(std::type_identity<api::QuantizedModel>{});
+  def_evaluate(std::type_identity<api::Model>{});
 }
 
 }  // namespace
